@@ -1,0 +1,1 @@
+"""The REST transport: parses requests, calls one domain action, renders the envelope."""

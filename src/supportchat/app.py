@@ -1,0 +1,112 @@
+"""The ASGI application: Socket.IO and the REST API in one app, sharing one domain layer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import socketio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from . import __version__
+from .api import admin_routes, chat_routes
+from .api.envelope import failure, ok
+from .api.errors import install_error_handlers
+from .api.schemas import Envelope, HealthOut
+from .auth import TokenVerifier
+from .config import Settings
+from .domain import presence
+from .domain.context import Chat
+from .domain.errors import ChatError
+from .domain.inputs import Rules
+from .realtime.codec import OrjsonCodec
+from .realtime.connections import Connections
+from .realtime.handlers import EventHandlers
+from .realtime.publisher import SocketPublisher
+from .storage.database import Database
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> socketio.ASGIApp:
+    settings.ensure_data_dir()
+    database = Database(settings.resolved_database_url)
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        cors_allowed_origins=list(settings.cors_origins),
+        json=OrjsonCodec,
+        max_http_buffer_size=64 * 1024,
+        logger=False,
+        engineio_logger=False,
+    )
+    chat = Chat(
+        db=database,
+        publisher=SocketPublisher(sio),
+        rules=Rules(
+            categories=tuple(settings.categories),
+            default_category=settings.default_category,
+            max_message_length=settings.max_message_length,
+            max_attachments=settings.max_attachments,
+        ),
+        presence_ttl_seconds=settings.presence_ttl_seconds,
+    )
+    verifier = TokenVerifier(settings)
+    node_id = uuid.uuid4().hex
+    EventHandlers(sio, chat, Connections(sio, chat, verifier, node_id)).register()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        beat = asyncio.create_task(_presence_heartbeat(chat, node_id, settings))
+        try:
+            yield
+        finally:
+            beat.cancel()
+            with contextlib.suppress(ChatError):
+                await presence.forget_node(chat, node_id)
+            await database.dispose()
+
+    api = FastAPI(
+        title="supportchat",
+        version=__version__,
+        summary="Live support chat: every chat is a ticket. REST API; real-time events "
+        "are Socket.IO on the same origin (see docs/protocol.md).",
+        lifespan=lifespan,
+    )
+    api.state.chat = chat
+    api.state.verifier = verifier
+    api.state.settings = settings
+    api.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
+    install_error_handlers(api)
+    api.include_router(admin_routes.router)
+    api.include_router(chat_routes.router)
+
+    @api.get("/health", response_model=Envelope[HealthOut], tags=["service"])
+    async def health() -> Response:
+        """200 while the database answers; 503 (same shape) while it does not."""
+        if await database.ping():
+            return ok("ok", {"status": "ok", "database": "ok"})
+        return failure(503, "Database unavailable", code="SERVICE_UNAVAILABLE")
+
+    return socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
+
+
+async def _presence_heartbeat(chat: Chat, node_id: str, settings: Settings) -> None:
+    while True:
+        try:
+            await presence.heartbeat(chat, node_id)
+        except ChatError:
+            log.warning("presence heartbeat skipped: database unavailable")
+        except Exception:
+            log.exception("presence heartbeat failed")
+        await asyncio.sleep(settings.presence_heartbeat_seconds)

@@ -1,0 +1,1 @@
+"""The chat domain: tickets, messages and who may do what. Knows neither HTTP nor Socket.IO."""

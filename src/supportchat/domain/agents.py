@@ -1,0 +1,133 @@
+"""What agents do to a chat: join (and take) it, leave it, close it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .access import access_ticket, ensure_active, require_agent
+from .clock import iso, now
+from .context import Chat
+from .events import Audience, Event
+from .identity import Actor
+from .inputs import CloseChatInput
+from .presence import status_update
+from .records import PersonRef, Status, Ticket
+from .tickets import with_messages
+
+DEFAULT_RESOLUTION = "Chat session completed successfully"
+
+
+async def join_ticket(chat: Chat, actor: Actor, ticket_id: str) -> Ticket:
+    """The agent follows the chat from now on and takes it if nobody has it.
+
+    A chat that another agent has stays theirs: the joiner follows it, and the result
+    names the real assignee. `agent_joined` goes out once per agent, not on every
+    re-join (dashboards join over REST and then again over the socket)."""
+    require_agent(actor)
+    async with chat.work() as work:
+        ticket = await access_ticket(work.repo, actor, ticket_id, for_update=True)
+        ensure_active(ticket)
+        moment = now()
+        await work.repo.upsert_person(actor.person, moment)
+        changes: dict[str, object] = {}
+        if ticket.status is Status.OPEN:
+            changes["status"] = Status.IN_PROGRESS.value
+        assigned = ticket.assigned_to is None
+        if assigned:
+            changes.update(assigned_to=actor.id, assigned_at=moment)
+        if changes:
+            changes["updated_at"] = moment
+            await work.repo.update_ticket(ticket.id, **changes)
+            ticket = await access_ticket(work.repo, actor, ticket.id)
+        newly_following = await work.repo.add_watcher(ticket.id, actor.id, moment)
+        if newly_following:
+            watchers = tuple(await work.repo.watchers(ticket.id))
+            work.emit(
+                Event(
+                    "agent_joined",
+                    {
+                        "ticketId": ticket.id,
+                        "ticketNumber": ticket.ticket_number,
+                        "agentName": actor.name,
+                        "agentId": actor.id,
+                        "joinedAt": iso(moment),
+                    },
+                    Audience(users=(ticket.user.id,), agents=watchers),
+                )
+            )
+        if assigned:
+            work.emit(
+                Event(
+                    "chat_assigned",
+                    {
+                        "ticketId": ticket.id,
+                        "ticketNumber": ticket.ticket_number,
+                        "assignedTo": actor.id,
+                        "agentName": actor.name,
+                        "assignedAt": iso(moment),
+                    },
+                    Audience(all_agents=True),
+                )
+            )
+            work.emit(await status_update(work.repo, actor.id, chat.presence_ttl_seconds))
+        return await with_messages(work.repo, ticket)
+
+
+async def leave_ticket(chat: Chat, actor: Actor, ticket_id: str) -> Ticket:
+    """Stop following a chat. An assignment stays: leaving is not handing over."""
+    require_agent(actor)
+    async with chat.work() as work:
+        ticket = await access_ticket(work.repo, actor, ticket_id)
+        await work.repo.remove_watcher(ticket.id, actor.id)
+        return ticket
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    ticket: Ticket
+    # True when the chat was already resolved: the earlier resolution is returned as is.
+    already: bool
+
+
+async def close_ticket(chat: Chat, actor: Actor, ticket_id: str, data: CloseChatInput) -> Closed:
+    require_agent(actor)
+    summary = (data.resolutionSummary or "").strip() or DEFAULT_RESOLUTION
+    async with chat.work() as work:
+        ticket = await access_ticket(work.repo, actor, ticket_id, for_update=True)
+        if not ticket.status.is_active:
+            return Closed(ticket, already=True)
+        moment = now()
+        await work.repo.upsert_person(actor.person, moment)
+        await work.repo.update_ticket(
+            ticket.id,
+            status=Status.RESOLVED.value,
+            resolved_at=moment,
+            resolved_by=actor.id,
+            resolution_summary=summary,
+            updated_at=moment,
+        )
+        ticket.status = Status.RESOLVED
+        ticket.resolved_at = moment
+        ticket.resolved_by = PersonRef(actor.id, actor.name, actor.person.email)
+        ticket.resolution_summary = summary
+        ticket.updated_at = moment
+        work.emit(
+            Event(
+                "chat_closed",
+                {
+                    "ticketId": ticket.id,
+                    "ticketNumber": ticket.ticket_number,
+                    "closedBy": actor.name,
+                    "closedById": actor.id,
+                    "closedAt": iso(moment),
+                    "resolutionSummary": summary,
+                    "status": ticket.status.value,
+                },
+                Audience(users=(ticket.user.id,), all_agents=True),
+            )
+        )
+        if ticket.assigned_to is not None:
+            work.emit(
+                await status_update(work.repo, ticket.assigned_to.id, chat.presence_ttl_seconds)
+            )
+        return Closed(ticket, already=False)

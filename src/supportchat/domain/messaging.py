@@ -1,0 +1,162 @@
+"""Sending messages: the one path every message takes, whichever transport carried it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..storage.repository import Repository
+from .access import access_ticket, ensure_active
+from .clock import now
+from .context import Chat, Work
+from .errors import MessageNotFound
+from .events import Audience, Event
+from .identity import Actor
+from .ids import is_valid_id, new_id
+from .inputs import SendMessageInput
+from .presence import status_update
+from .records import Message, Status, Ticket
+from .views import message_view, new_message_payload, user_message_payload
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    message: Message
+    ticket: Ticket
+    # True when this send repeated an earlier clientMessageId: nothing new was stored.
+    duplicate: bool = False
+
+
+async def send_message(
+    chat: Chat,
+    actor: Actor,
+    ticket_id: str,
+    data: SendMessageInput,
+    *,
+    connection: str | None = None,
+) -> Sent:
+    body = chat.rules.text(data.message, missing="Message is required")
+    attachments = chat.rules.attachments(data.attachments)
+
+    async def attempt() -> Sent:
+        async with chat.work() as work:
+            ticket = await access_ticket(work.repo, actor, ticket_id, for_update=True)
+            sender = actor.on(ticket)
+            if data.clientMessageId is not None:
+                earlier = await work.repo.message_by_client_id(ticket.id, data.clientMessageId)
+                if earlier is not None:
+                    return Sent(earlier, ticket, duplicate=True)
+            ensure_active(ticket)
+            await work.repo.upsert_person(sender.person, now())
+            message = await post_message(
+                chat, work, ticket, sender, body, attachments, data.clientMessageId, connection
+            )
+            return Sent(message, ticket)
+
+    return await chat.retrying(attempt)
+
+
+async def post_message(
+    chat: Chat,
+    work: Work,
+    ticket: Ticket,
+    actor: Actor,
+    body: str,
+    attachments: list[dict[str, object]],
+    client_message_id: str | None,
+    connection: str | None,
+) -> Message:
+    """Store a message on an active ticket (already checked) and queue its events.
+
+    Status follows the conversation: an agent's reply to an open chat puts it in
+    progress (and assigns it, if nobody has it), a user's message on a chat waiting for
+    them puts it back in progress."""
+    moment = now()
+    changes: dict[str, object] = {"updated_at": moment}
+    assigned = False
+    if actor.is_agent:
+        if ticket.status is Status.OPEN:
+            changes["status"] = Status.IN_PROGRESS.value
+        if ticket.assigned_to is None:
+            changes.update(assigned_to=actor.id, assigned_at=moment)
+            assigned = True
+        await work.repo.add_watcher(ticket.id, actor.id, moment)
+    elif ticket.status is Status.WAITING_FOR_USER:
+        changes["status"] = Status.IN_PROGRESS.value
+    seq = await work.repo.take_next_seq(ticket.id, **changes)
+    if "status" in changes:
+        ticket.status = Status(str(changes["status"]))
+    ticket.updated_at = moment
+    message = Message(
+        id=new_id(),
+        ticket_id=ticket.id,
+        seq=seq,
+        sender_id=actor.id,
+        sender_name=actor.name,
+        sender_model="Admin" if actor.is_agent else "DTUser",
+        is_admin_reply=actor.is_agent,
+        body=body,
+        attachments=list(attachments),
+        client_message_id=client_message_id,
+        created_at=moment,
+    )
+    await work.repo.insert_message(message)
+    ticket.last_seq = seq
+    ticket.messages.append(message)
+
+    watchers = tuple(await work.repo.watchers(ticket.id))
+    work.emit(
+        Event(
+            "new_message",
+            new_message_payload(ticket, message),
+            Audience(users=(ticket.user.id,), agents=watchers, exclude_connection=connection),
+        )
+    )
+    if not actor.is_agent:
+        work.emit(
+            Event("user_message", user_message_payload(ticket, message), Audience(all_agents=True))
+        )
+    if assigned:
+        work.emit(
+            Event(
+                "chat_assigned",
+                {
+                    "ticketId": ticket.id,
+                    "ticketNumber": ticket.ticket_number,
+                    "assignedTo": actor.id,
+                    "agentName": actor.name,
+                    "assignedAt": message_view(message)["timestamp"],
+                },
+                Audience(all_agents=True),
+            )
+        )
+        work.emit(await status_update(work.repo, actor.id, chat.presence_ttl_seconds))
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    messages: list[Message]
+    has_more: bool
+
+
+async def messages_after(
+    chat: Chat, actor: Actor, ticket_id: str, after: str | None, limit: int
+) -> Page:
+    """Messages of a ticket after the one a client saw last, in order (catch-up)."""
+    async with chat.reading() as repo:
+        ticket = await access_ticket(repo, actor, ticket_id)
+        after_seq = await seq_of(repo, ticket.id, after)
+        found = await repo.messages_after(ticket.id, after_seq, limit + 1)
+    return Page(found[:limit], has_more=len(found) > limit)
+
+
+async def seq_of(repo: Repository, ticket_id: str, message_id: str | None) -> int:
+    """The seq of a message of this ticket; 0 for none. Any other id is refused."""
+    if message_id is None or message_id == "":
+        return 0
+    if not is_valid_id(message_id):
+        raise MessageNotFound("lastMessageId must be the id of a message of this chat")
+    message = await repo.message(ticket_id, message_id)
+    if message is None:
+        raise MessageNotFound("lastMessageId must be the id of a message of this chat")
+    return message.seq

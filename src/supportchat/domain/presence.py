@@ -1,0 +1,68 @@
+"""Which agents are online, and the `admin_status_update` events that tell the other agents.
+
+Presence lives in the database, one row per connected agent socket, so every server
+process sees the same picture. Each process refreshes its own rows on a heartbeat; rows
+of a process that died stop being refreshed and no longer count after the TTL.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ..storage.repository import Repository
+from .clock import now
+from .context import Chat
+from .events import Audience, Event
+from .identity import Person
+
+
+async def status_update(repo: Repository, agent_id: str, ttl_seconds: float) -> Event:
+    online = await repo.count_presence(agent_id, now() - timedelta(seconds=ttl_seconds)) > 0
+    return Event(
+        "admin_status_update",
+        {
+            "adminId": agent_id,
+            "isOnline": online,
+            "activeChats": await repo.count_assigned_active(agent_id),
+        },
+        Audience(all_agents=True),
+    )
+
+
+async def agent_connected(chat: Chat, agent: Person, connection: str, node_id: str) -> None:
+    async with chat.work() as work:
+        moment = now()
+        await work.repo.upsert_person(agent, moment)
+        await work.repo.add_presence(connection, agent.id, node_id, moment)
+        fresh = moment - timedelta(seconds=chat.presence_ttl_seconds)
+        if await work.repo.count_presence(agent.id, fresh) == 1:
+            work.emit(await status_update(work.repo, agent.id, chat.presence_ttl_seconds))
+
+
+async def agent_disconnected(chat: Chat, agent_id: str, connection: str) -> None:
+    async with chat.work() as work:
+        await work.repo.remove_presence(connection)
+        fresh = now() - timedelta(seconds=chat.presence_ttl_seconds)
+        if await work.repo.count_presence(agent_id, fresh) == 0:
+            work.emit(await status_update(work.repo, agent_id, chat.presence_ttl_seconds))
+
+
+async def heartbeat(chat: Chat, node_id: str) -> None:
+    """Refresh this process's rows and drop everyone's expired ones."""
+    async with chat.work() as work:
+        moment = now()
+        await work.repo.touch_presence(node_id, moment)
+        await work.repo.purge_presence(
+            stale_before=moment - timedelta(seconds=chat.presence_ttl_seconds)
+        )
+
+
+async def forget_node(chat: Chat, node_id: str) -> None:
+    """On shutdown: this process's sockets are gone."""
+    async with chat.work() as work:
+        await work.repo.purge_presence(node_id=node_id, stale_before=now() - timedelta(days=3650))
+
+
+async def online_agents(chat: Chat) -> list[str]:
+    async with chat.reading() as repo:
+        return await repo.online_agents(now() - timedelta(seconds=chat.presence_ttl_seconds))

@@ -1,0 +1,152 @@
+"""Starting chats and reading tickets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..storage.repository import Repository
+from .access import access_ticket, require_agent
+from .clock import now
+from .context import Chat
+from .events import Audience, Event
+from .identity import Actor
+from .ids import new_id
+from .inputs import Rules, StartChatInput
+from .messaging import post_message
+from .records import Message, Status, Ticket
+from .views import new_chat_ticket_payload
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    ticket: Ticket
+    # True when the user already had an active chat: the message was added to it.
+    is_existing: bool
+
+
+async def start_chat(
+    chat: Chat, actor: Actor, data: StartChatInput, *, connection: str | None = None
+) -> Started:
+    """Open a chat (and its ticket) for a user, or continue the one they have open.
+
+    A user has at most one active chat. Concurrent starts race on the database's
+    unique index; the loser retries and finds the winner's ticket."""
+    body = chat.rules.text(data.message, missing="Initial message is required to start chat")
+    category = chat.rules.category(data.category)
+    priority = chat.rules.priority(data.priority)
+    attachments = chat.rules.attachments(data.attachments)
+
+    async def attempt() -> Started:
+        async with chat.work() as work:
+            moment = now()
+            await work.repo.upsert_person(actor.person, moment)
+            existing = await work.repo.active_ticket_of(actor.id)
+            if existing is not None:
+                ticket = await with_messages(work.repo, existing)
+                repeat = data.clientMessageId is not None and any(
+                    m.client_message_id == data.clientMessageId for m in ticket.messages
+                )
+                if not repeat:
+                    await post_message(
+                        chat,
+                        work,
+                        ticket,
+                        actor,
+                        body,
+                        attachments,
+                        data.clientMessageId,
+                        connection,
+                    )
+                return Started(ticket, is_existing=True)
+
+            number = await work.repo.next_ticket_number(moment.year)
+            ticket_id = new_id()
+            await work.repo.insert_ticket(
+                {
+                    "id": ticket_id,
+                    "ticket_number": f"TKT-{moment.year}-{number:06d}",
+                    "user_id": actor.id,
+                    # The earlier server's format: M/D/YYYY, no leading zeros.
+                    "subject": f"Chat Support - {moment.month}/{moment.day}/{moment.year}",
+                    "status": Status.OPEN.value,
+                    "priority": priority,
+                    "category": category,
+                    "is_chat": True,
+                    "created_at": moment,
+                    "updated_at": moment,
+                    "last_seq": 0,
+                }
+            )
+            created = await work.repo.get_ticket(ticket_id)
+            assert created is not None  # inserted just above, in this transaction
+            first = await post_message(
+                chat, work, created, actor, body, attachments, data.clientMessageId, connection
+            )
+            # post_message queued the usual new_message/user_message; for a new chat the
+            # agents hear of it as one new_chat_ticket instead.
+            work.events.clear()
+            work.emit(
+                Event(
+                    "new_chat_ticket",
+                    new_chat_ticket_payload(created, first),
+                    Audience(all_agents=True),
+                )
+            )
+            return Started(created, is_existing=False)
+
+    return await chat.retrying(attempt)
+
+
+async def get_ticket(chat: Chat, actor: Actor, ticket_id: str) -> Ticket:
+    async with chat.reading() as repo:
+        ticket = await access_ticket(repo, actor, ticket_id)
+        return await with_messages(repo, ticket)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    tickets: list[Ticket]
+    total: int
+    page: int
+    limit: int
+
+    @property
+    def total_pages(self) -> int:
+        return (self.total + self.limit - 1) // self.limit
+
+
+async def history(chat: Chat, actor: Actor, page: int, limit: int) -> HistoryPage:
+    """The user's own chats, newest first."""
+    async with chat.reading() as repo:
+        total = await repo.count_tickets_of(actor.id)
+        found = await repo.history_of(actor.id, offset=(page - 1) * limit, limit=limit)
+        await _attach_messages(repo, found)
+    return HistoryPage(found, total, page, limit)
+
+
+async def active_chats_of(chat: Chat, actor: Actor) -> list[Ticket]:
+    async with chat.reading() as repo:
+        found = await repo.active_tickets_of(actor.id)
+        await _attach_messages(repo, found)
+    return found
+
+
+async def tickets_for_agents(chat: Chat, actor: Actor, status: str | None) -> list[Ticket]:
+    """The agents' queue: active chats (or those of one status), most recently updated first."""
+    require_agent(actor)
+    statuses = Rules.status_filter(status)
+    async with chat.reading() as repo:
+        found = await repo.tickets_with_status(statuses)
+        await _attach_messages(repo, found)
+    return found
+
+
+async def with_messages(repo: Repository, ticket: Ticket) -> Ticket:
+    await _attach_messages(repo, [ticket])
+    return ticket
+
+
+async def _attach_messages(repo: Repository, found: list[Ticket]) -> None:
+    by_ticket: dict[str, list[Message]] = await repo.messages_of([t.id for t in found])
+    for ticket in found:
+        ticket.messages = by_ticket[ticket.id]

@@ -1,0 +1,1 @@
+"""The Socket.IO transport: authenticates sockets, maps events to domain actions."""

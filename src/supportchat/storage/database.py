@@ -1,0 +1,112 @@
+"""Engines and transactions. SQLite and PostgreSQL differ here and nowhere else above SQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ..domain.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the database cannot be reached or is overloaded", as opposed to a
+# constraint or programming error: they become a 503 / failed acknowledgement.
+_UNAVAILABLE = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, _UNAVAILABLE)
+
+
+class Database:
+    """Hands out read and write transactions.
+
+    SQLite allows one writer at a time. Writes go through a one-connection engine whose
+    transactions start with BEGIN IMMEDIATE, so they queue in-process instead of failing
+    with "database is locked" when a read transaction tries to upgrade. Reads use WAL
+    snapshots on a separate pool and never wait for writers.
+
+    Durability: SQLite runs in WAL mode with synchronous=FULL, so a commit is on disk
+    when it returns; PostgreSQL keeps its defaults (fsync on, synchronous_commit on).
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self._writer = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0)
+            self._reader = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4)
+            _configure_sqlite(self._writer, begin="BEGIN IMMEDIATE")
+            _configure_sqlite(self._reader, begin="BEGIN")
+        else:
+            self._writer = create_async_engine(
+                url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+            )
+            self._reader = self._writer
+
+    @property
+    def dialect(self) -> str:
+        return self._writer.dialect.name
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that commits when the block ends without an exception."""
+        async with _translate_outages(), self._writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with _translate_outages(), self._reader.connect() as conn:
+            yield conn
+
+    async def ping(self) -> bool:
+        try:
+            async with self.read() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Unavailable:
+            return False
+
+    async def dispose(self) -> None:
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()
+
+
+@asynccontextmanager
+async def _translate_outages() -> AsyncIterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if _is_outage(exc):
+            log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+            raise Unavailable() from exc
+        raise
+
+
+def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
+    # The sqlite3 module's own implicit transactions are turned off so that SQLAlchemy's
+    # BEGIN is the one that runs (SQLAlchemy's documented recipe for pysqlite/aiosqlite).
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)

@@ -1,0 +1,331 @@
+"""Every query the service runs. Takes an open connection; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
+
+from ..domain.identity import Person
+from ..domain.records import Message, PersonRef, Status, Ticket
+from .schema import (
+    agent_presence,
+    messages,
+    people,
+    ticket_counters,
+    ticket_watchers,
+    tickets,
+)
+
+_user = people.alias("ticket_user")
+_assignee = people.alias("assignee")
+_resolver = people.alias("resolver")
+
+
+def _ticket_query() -> Select[Any]:
+    return select(
+        tickets,
+        _user.c.full_name.label("user_full_name"),
+        _user.c.email.label("user_email"),
+        _assignee.c.full_name.label("assignee_full_name"),
+        _assignee.c.email.label("assignee_email"),
+        _resolver.c.full_name.label("resolver_full_name"),
+        _resolver.c.email.label("resolver_email"),
+    ).select_from(
+        tickets.join(_user, _user.c.id == tickets.c.user_id)
+        .outerjoin(_assignee, _assignee.c.id == tickets.c.assigned_to)
+        .outerjoin(_resolver, _resolver.c.id == tickets.c.resolved_by)
+    )
+
+
+def _ref(person_id: str | None, name: str | None, email: str | None) -> PersonRef | None:
+    if person_id is None:
+        return None
+    return PersonRef(id=person_id, full_name=name or "", email=email or "")
+
+
+def _ticket(row: RowMapping) -> Ticket:
+    return Ticket(
+        id=row["id"],
+        ticket_number=row["ticket_number"],
+        user=PersonRef(row["user_id"], row["user_full_name"], row["user_email"]),
+        subject=row["subject"],
+        status=Status(row["status"]),
+        priority=row["priority"],
+        category=row["category"],
+        is_chat=row["is_chat"],
+        assigned_to=_ref(row["assigned_to"], row["assignee_full_name"], row["assignee_email"]),
+        assigned_at=row["assigned_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        resolved_at=row["resolved_at"],
+        resolved_by=_ref(row["resolved_by"], row["resolver_full_name"], row["resolver_email"]),
+        resolution_summary=row["resolution_summary"],
+        last_seq=row["last_seq"],
+    )
+
+
+def _message(row: RowMapping) -> Message:
+    return Message(
+        id=row["id"],
+        ticket_id=row["ticket_id"],
+        seq=row["seq"],
+        sender_id=row["sender_id"],
+        sender_name=row["sender_name"],
+        sender_model=row["sender_model"],
+        is_admin_reply=row["is_admin_reply"],
+        body=row["body"],
+        attachments=list(row["attachments"] or []),
+        client_message_id=row["client_message_id"],
+        created_at=row["created_at"],
+    )
+
+
+class Repository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._dialect = conn.dialect.name
+
+    def _insert(self, table: Any) -> Any:
+        """An INSERT that supports ON CONFLICT on both engines."""
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    # -- people -------------------------------------------------------------------------
+
+    async def upsert_person(self, person: Person, at: datetime) -> None:
+        values = {
+            "full_name": person.full_name,
+            "email": person.email,
+            "role": person.role,
+            "is_agent": person.is_agent,
+        }
+        stmt = self._insert(people).values(id=person.id, updated_at=at, **values)
+        table = stmt.excluded
+        changed = (
+            (people.c.full_name != table.full_name)
+            | (people.c.email != table.email)
+            | (people.c.role.is_distinct_from(table.role))
+            | (people.c.is_agent != table.is_agent)
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[people.c.id],
+            set_={**{k: getattr(table, k) for k in values}, "updated_at": table.updated_at},
+            where=changed,
+        )
+        await self.conn.execute(stmt)
+
+    # -- tickets --------------------------------------------------------------------------
+
+    async def next_ticket_number(self, year: int) -> int:
+        stmt = (
+            self._insert(ticket_counters)
+            .values(year=year, last_value=1)
+            .on_conflict_do_update(
+                index_elements=[ticket_counters.c.year],
+                set_={"last_value": ticket_counters.c.last_value + 1},
+            )
+            .returning(ticket_counters.c.last_value)
+        )
+        return int((await self.conn.execute(stmt)).scalar_one())
+
+    async def insert_ticket(self, values: dict[str, Any]) -> None:
+        await self.conn.execute(insert(tickets).values(**values))
+
+    async def get_ticket(self, ticket_id: str, *, for_update: bool = False) -> Ticket | None:
+        query = _ticket_query().where(tickets.c.id == ticket_id)
+        if for_update and self._dialect == "postgresql":
+            query = query.with_for_update(of=tickets)
+        row = (await self.conn.execute(query)).mappings().first()
+        return _ticket(row) if row else None
+
+    async def active_ticket_of(self, user_id: str) -> Ticket | None:
+        query = _ticket_query().where(
+            tickets.c.user_id == user_id, tickets.c.status.in_(_active_values())
+        )
+        row = (await self.conn.execute(query)).mappings().first()
+        return _ticket(row) if row else None
+
+    async def active_tickets_of(self, user_id: str) -> list[Ticket]:
+        query = (
+            _ticket_query()
+            .where(tickets.c.user_id == user_id, tickets.c.status.in_(_active_values()))
+            .order_by(tickets.c.updated_at.desc())
+        )
+        return [_ticket(r) for r in (await self.conn.execute(query)).mappings()]
+
+    async def history_of(self, user_id: str, *, offset: int, limit: int) -> list[Ticket]:
+        query = (
+            _ticket_query()
+            .where(tickets.c.user_id == user_id)
+            .order_by(tickets.c.created_at.desc(), tickets.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [_ticket(r) for r in (await self.conn.execute(query)).mappings()]
+
+    async def count_tickets_of(self, user_id: str) -> int:
+        query = select(func.count()).select_from(tickets).where(tickets.c.user_id == user_id)
+        return int((await self.conn.execute(query)).scalar_one())
+
+    async def tickets_with_status(self, statuses: Iterable[Status]) -> list[Ticket]:
+        query = (
+            _ticket_query()
+            .where(tickets.c.status.in_([s.value for s in statuses]))
+            .order_by(tickets.c.updated_at.desc(), tickets.c.id.desc())
+        )
+        return [_ticket(r) for r in (await self.conn.execute(query)).mappings()]
+
+    async def update_ticket(self, ticket_id: str, **values: Any) -> None:
+        await self.conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(**values))
+
+    async def count_assigned_active(self, agent_id: str) -> int:
+        query = (
+            select(func.count())
+            .select_from(tickets)
+            .where(tickets.c.assigned_to == agent_id, tickets.c.status.in_(_active_values()))
+        )
+        return int((await self.conn.execute(query)).scalar_one())
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def take_next_seq(self, ticket_id: str, **ticket_values: Any) -> int:
+        """Reserve the ticket's next message position and update the ticket in one statement.
+
+        The UPDATE locks the ticket row on PostgreSQL, so concurrent sends to one ticket
+        take positions one after the other."""
+        stmt = (
+            update(tickets)
+            .where(tickets.c.id == ticket_id)
+            .values(last_seq=tickets.c.last_seq + 1, **ticket_values)
+            .returning(tickets.c.last_seq)
+        )
+        return int((await self.conn.execute(stmt)).scalar_one())
+
+    async def insert_message(self, message: Message) -> None:
+        await self.conn.execute(
+            insert(messages).values(
+                id=message.id,
+                ticket_id=message.ticket_id,
+                seq=message.seq,
+                sender_id=message.sender_id,
+                sender_name=message.sender_name,
+                sender_model=message.sender_model,
+                is_admin_reply=message.is_admin_reply,
+                body=message.body,
+                attachments=message.attachments,
+                client_message_id=message.client_message_id,
+                created_at=message.created_at,
+            )
+        )
+
+    async def message_by_client_id(self, ticket_id: str, client_message_id: str) -> Message | None:
+        query = select(messages).where(
+            messages.c.ticket_id == ticket_id, messages.c.client_message_id == client_message_id
+        )
+        row = (await self.conn.execute(query)).mappings().first()
+        return _message(row) if row else None
+
+    async def message(self, ticket_id: str, message_id: str) -> Message | None:
+        query = select(messages).where(
+            messages.c.ticket_id == ticket_id, messages.c.id == message_id
+        )
+        row = (await self.conn.execute(query)).mappings().first()
+        return _message(row) if row else None
+
+    async def messages_of(self, ticket_ids: Sequence[str]) -> dict[str, list[Message]]:
+        """All messages of several tickets in one query, each list in seq order."""
+        found: dict[str, list[Message]] = {ticket_id: [] for ticket_id in ticket_ids}
+        if not ticket_ids:
+            return found
+        query = (
+            select(messages)
+            .where(messages.c.ticket_id.in_(list(ticket_ids)))
+            .order_by(messages.c.ticket_id, messages.c.seq)
+        )
+        for row in (await self.conn.execute(query)).mappings():
+            found[row["ticket_id"]].append(_message(row))
+        return found
+
+    async def messages_after(self, ticket_id: str, after_seq: int, limit: int) -> list[Message]:
+        query = (
+            select(messages)
+            .where(messages.c.ticket_id == ticket_id, messages.c.seq > after_seq)
+            .order_by(messages.c.seq)
+            .limit(limit)
+        )
+        return [_message(r) for r in (await self.conn.execute(query)).mappings()]
+
+    # -- who follows a ticket ------------------------------------------------------------------
+
+    async def add_watcher(self, ticket_id: str, agent_id: str, at: datetime) -> bool:
+        """Make the agent follow the ticket; True if they did not already."""
+        stmt = (
+            self._insert(ticket_watchers)
+            .values(ticket_id=ticket_id, agent_id=agent_id, joined_at=at)
+            .on_conflict_do_nothing()
+        )
+        result = await self.conn.execute(stmt)
+        return bool(result.rowcount)
+
+    async def remove_watcher(self, ticket_id: str, agent_id: str) -> None:
+        await self.conn.execute(
+            delete(ticket_watchers).where(
+                ticket_watchers.c.ticket_id == ticket_id, ticket_watchers.c.agent_id == agent_id
+            )
+        )
+
+    async def watchers(self, ticket_id: str) -> list[str]:
+        query = select(ticket_watchers.c.agent_id).where(ticket_watchers.c.ticket_id == ticket_id)
+        return list((await self.conn.execute(query)).scalars())
+
+    # -- presence -------------------------------------------------------------------------
+
+    async def add_presence(self, sid: str, agent_id: str, node_id: str, at: datetime) -> None:
+        await self.conn.execute(
+            insert(agent_presence).values(sid=sid, agent_id=agent_id, node_id=node_id, seen_at=at)
+        )
+
+    async def remove_presence(self, sid: str) -> None:
+        await self.conn.execute(delete(agent_presence).where(agent_presence.c.sid == sid))
+
+    async def count_presence(self, agent_id: str, fresh_since: datetime) -> int:
+        query = (
+            select(func.count())
+            .select_from(agent_presence)
+            .where(agent_presence.c.agent_id == agent_id, agent_presence.c.seen_at >= fresh_since)
+        )
+        return int((await self.conn.execute(query)).scalar_one())
+
+    async def touch_presence(self, node_id: str, at: datetime) -> None:
+        await self.conn.execute(
+            update(agent_presence).where(agent_presence.c.node_id == node_id).values(seen_at=at)
+        )
+
+    async def purge_presence(self, *, node_id: str | None = None, stale_before: datetime) -> None:
+        condition = agent_presence.c.seen_at < stale_before
+        if node_id is not None:
+            condition = condition | (agent_presence.c.node_id == node_id)
+        await self.conn.execute(delete(agent_presence).where(condition))
+
+    async def online_agents(self, fresh_since: datetime) -> list[str]:
+        query = (
+            select(agent_presence.c.agent_id)
+            .where(agent_presence.c.seen_at >= fresh_since)
+            .distinct()
+        )
+        return list((await self.conn.execute(query)).scalars())
+
+
+def _active_values() -> list[str]:
+    return [Status.OPEN.value, Status.IN_PROGRESS.value, Status.WAITING_FOR_USER.value]
+
+
+__all__ = ["Repository"]

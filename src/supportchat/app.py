@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from . import __version__
 from .api import admin_routes, chat_routes
-from .api.envelope import failure, ok
+from .api.envelope import FastJSONResponse, ok
 from .api.errors import install_error_handlers
 from .api.schemas import Envelope, HealthOut
 from .auth import TokenVerifier
@@ -96,7 +96,14 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
         """200 while the database answers; 503 (same shape) while it does not."""
         if await database.ping():
             return ok("ok", {"status": "ok", "database": "ok"})
-        return failure(503, "Database unavailable", code="SERVICE_UNAVAILABLE")
+        return FastJSONResponse(
+            {
+                "success": False,
+                "message": "Database unavailable",
+                "data": {"status": "degraded", "database": "unavailable"},
+            },
+            503,
+        )
 
     return socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
 

@@ -66,7 +66,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _migrate(settings)
-    settings.signing_secret() if not settings.jwt_public_key else None
+    if not settings.jwt_public_key:
+        settings.signing_secret()  # generates <data_dir>/jwt_secret on first start
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,

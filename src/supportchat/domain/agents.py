@@ -10,7 +10,7 @@ from .context import Chat
 from .events import Audience, Event
 from .identity import Actor
 from .inputs import CloseChatInput
-from .presence import status_update
+from .presence import announce_assignment, status_update
 from .records import PersonRef, Status, Ticket
 from .tickets import with_messages
 
@@ -56,20 +56,7 @@ async def join_ticket(chat: Chat, actor: Actor, ticket_id: str) -> Ticket:
                 )
             )
         if assigned:
-            work.emit(
-                Event(
-                    "chat_assigned",
-                    {
-                        "ticketId": ticket.id,
-                        "ticketNumber": ticket.ticket_number,
-                        "assignedTo": actor.id,
-                        "agentName": actor.name,
-                        "assignedAt": iso(moment),
-                    },
-                    Audience(all_agents=True),
-                )
-            )
-            work.emit(await status_update(work.repo, actor.id, chat.presence_ttl_seconds))
+            await announce_assignment(chat, work, ticket, actor, moment)
         return await with_messages(work.repo, ticket)
 
 

@@ -13,9 +13,9 @@ from .events import Audience, Event
 from .identity import Actor
 from .ids import is_valid_id, new_id
 from .inputs import SendMessageInput
-from .presence import status_update
-from .records import Message, Status, Ticket
-from .views import message_view, new_message_payload, user_message_payload
+from .presence import announce_assignment
+from .records import Message, PersonRef, Status, Ticket
+from .views import new_message_payload, user_message_payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,9 @@ async def post_message(
     seq = await work.repo.take_next_seq(ticket.id, **changes)
     if "status" in changes:
         ticket.status = Status(str(changes["status"]))
+    if assigned:
+        ticket.assigned_to = PersonRef(actor.id, actor.name, actor.person.email)
+        ticket.assigned_at = moment
     ticket.updated_at = moment
     message = Message(
         id=new_id(),
@@ -116,20 +119,7 @@ async def post_message(
             Event("user_message", user_message_payload(ticket, message), Audience(all_agents=True))
         )
     if assigned:
-        work.emit(
-            Event(
-                "chat_assigned",
-                {
-                    "ticketId": ticket.id,
-                    "ticketNumber": ticket.ticket_number,
-                    "assignedTo": actor.id,
-                    "agentName": actor.name,
-                    "assignedAt": message_view(message)["timestamp"],
-                },
-                Audience(all_agents=True),
-            )
-        )
-        work.emit(await status_update(work.repo, actor.id, chat.presence_ttl_seconds))
+        await announce_assignment(chat, work, ticket, actor, moment)
     return message
 
 

@@ -7,13 +7,14 @@ of a process that died stop being refreshed and no longer count after the TTL.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ..storage.repository import Repository
-from .clock import now
-from .context import Chat
+from .clock import iso, now
+from .context import Chat, Work
 from .events import Audience, Event
-from .identity import Person
+from .identity import Actor, Person
+from .records import Ticket
 
 
 async def status_update(repo: Repository, agent_id: str, ttl_seconds: float) -> Event:
@@ -27,6 +28,26 @@ async def status_update(repo: Repository, agent_id: str, ttl_seconds: float) -> 
         },
         Audience(all_agents=True),
     )
+
+
+async def announce_assignment(
+    chat: Chat, work: Work, ticket: Ticket, agent: Actor, at: datetime
+) -> None:
+    """Tell all agents that a chat is now this agent's, and that their load changed."""
+    work.emit(
+        Event(
+            "chat_assigned",
+            {
+                "ticketId": ticket.id,
+                "ticketNumber": ticket.ticket_number,
+                "assignedTo": agent.id,
+                "agentName": agent.name,
+                "assignedAt": iso(at),
+            },
+            Audience(all_agents=True),
+        )
+    )
+    work.emit(await status_update(work.repo, agent.id, chat.presence_ttl_seconds))
 
 
 async def agent_connected(chat: Chat, agent: Person, connection: str, node_id: str) -> None:

@@ -1,0 +1,104 @@
+# supportchat build/test entry points (GNU make).
+#
+#   make install       runtime deps into .venv (idempotent, stamp-based)
+#   make install-test  + test extra + PostgreSQL server binaries for the test suite
+#   make run           migrate the default SQLite database and serve on 127.0.0.1:8000
+#   make test          ruff + mypy + pytest (extra pytest args: make test PYTEST_ARGS='-k foo -x')
+#   make lint          ruff + mypy only
+#   make lock          regenerate constraints.txt from a fresh, unpinned resolve
+#   make clean         caches and test artifacts;  make distclean  also .venv
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Prefer the exact interpreter the project targets; fall back to whatever python3 is.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Stamps live inside the venv so deleting .venv also forgets them.
+STAMP := $(VENV)/.stamp-install
+TEST_STAMP := $(VENV)/.stamp-install-test
+PIP := $(BIN)/python -m pip
+PIP_FLAGS := --disable-pip-version-check --quiet
+PYTEST_ARGS ?=
+SERVE_ARGS ?=
+
+.PHONY: help install install-test postgres-bin run test lint lock clean distclean
+
+help:
+	@sed -n '3,10s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) $(PIP_FLAGS) install --upgrade pip
+
+# Re-run pip only when the dependency declarations change; the package itself is an
+# editable install, so edits under src/ never need a reinstall.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) $(PIP_FLAGS) install -c constraints.txt -e .
+	@touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(PIP) $(PIP_FLAGS) install -c constraints.txt -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+install-test: $(TEST_STAMP) postgres-bin
+
+# The test suite starts a throwaway PostgreSQL cluster, so it needs the server
+# binaries (initdb, pg_ctl, postgres), not just a client library.
+postgres-bin:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "PostgreSQL server binaries missing: installing the postgresql package"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -q && apt-get install -y -q --no-install-recommends postgresql </dev/null; \
+	  else \
+	    echo "warning: PostgreSQL server binaries missing and not root;" \
+	         "postgres-backed tests will be skipped (or fail when CI=true)" >&2; \
+	  fi; \
+	fi
+
+run: install
+	$(BIN)/supportchat migrate
+	exec $(BIN)/supportchat serve $(SERVE_ARGS)
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+test: install-test lint
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Lock: resolve the newest versions allowed by pyproject.toml in a scratch venv
+# (no constraints, so nothing stale is carried over), then pin every installed
+# third-party distribution exactly. The project itself is excluded because it is
+# installed editable. Commit the resulting constraints.txt.
+LOCK_VENV := $(VENV)-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip $(PIP_FLAGS) install --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip $(PIP_FLAGS) install -e '.[test]'
+	@{ \
+	  echo "# Exact pins for every third-party package of supportchat, including the"; \
+	  echo "# [test] extra. Used as \`pip install -c constraints.txt ...\` by the Makefile so"; \
+	  echo "# that developers and CI resolve the same versions."; \
+	  echo "#"; \
+	  echo "# Do not edit by hand: regenerate with \`make lock\` (fresh venv, unpinned"; \
+	  echo "# \`pip install -e '.[test]'\`, then \`pip freeze --exclude-editable\`)."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; \
+	} > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
+	@echo "constraints.txt regenerated; run 'make install-test' to sync .venv"
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache test-artifacts build dist src/*.egg-info
+	find src tests -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# data/ (the developer's local SQLite database) is deliberately never removed.
+distclean: clean
+	rm -rf $(VENV) $(LOCK_VENV)

@@ -1,0 +1,186 @@
+"""A throwaway PostgreSQL cluster for the test session.
+
+Runs the real server binaries (initdb/pg_ctl) in a temp dir on a free loopback port,
+so the PostgreSQL code path is tested against the same major version we deploy on,
+without touching any system cluster. initdb refuses to run as root, so when the tests
+run as root every PostgreSQL command is executed as an unprivileged OS user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .net import free_port
+
+PREFERRED_MAJOR = "15"
+DB_SUPERUSER = "postgres"
+DB_NAME = "supportchat"
+
+
+def find_pg_bindir() -> Path | None:
+    """Directory holding initdb/pg_ctl: Debian's v15, else the newest Debian version, else
+    whatever initdb is on PATH. $SUPPORTCHAT_TEST_PG_BINDIR, when set, is the only candidate
+    (point it at a non-existent dir to rehearse the "binaries missing" path)."""
+    candidates: list[Path] = []
+    if override := os.environ.get("SUPPORTCHAT_TEST_PG_BINDIR"):
+        candidates.append(Path(override))
+        return candidates[0] if _has_server_binaries(candidates[0]) else None
+    debian = Path("/usr/lib/postgresql")
+    candidates.append(debian / PREFERRED_MAJOR / "bin")
+    if debian.is_dir():
+        versions = sorted(
+            (p for p in debian.iterdir() if p.name.isdigit()),
+            key=lambda p: int(p.name),
+            reverse=True,
+        )
+        candidates.extend(p / "bin" for p in versions)
+    if on_path := shutil.which("initdb"):
+        candidates.append(Path(on_path).parent)
+    return next((b for b in candidates if _has_server_binaries(b)), None)
+
+
+def _has_server_binaries(bindir: Path) -> bool:
+    return all((bindir / name).is_file() for name in ("initdb", "pg_ctl", "postgres"))
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """OS account to run PostgreSQL as; None means "the current user" (already not root)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError("running as root but neither a 'postgres' nor a 'nobody' user exists")
+
+
+@dataclass
+class PostgresCluster:
+    bindir: Path
+    root: Path
+    port: int = 0
+    os_user: pwd.struct_passwd | None = None
+    superuser: str = DB_SUPERUSER
+    dbname: str = DB_NAME
+    running: bool = field(default=False, init=False)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        # Kept in the temp dir (short path: unix socket paths are limited to ~100 bytes).
+        return self.root
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL the server gets as SUPPORTCHAT_DATABASE_URL."""
+        return f"postgresql+asyncpg://{self.superuser}@127.0.0.1:{self.port}/{self.dbname}"
+
+    def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": f"{self.bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "HOME": str(self.root),
+            "LC_ALL": "C.UTF-8",
+            "PGHOST": "127.0.0.1",
+        }
+        user = self.os_user
+        proc = subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            cwd=self.root,  # the unprivileged user may not be able to read our cwd
+            env=env,
+            user=user.pw_uid if user else None,
+            group=user.pw_gid if user else None,
+            extra_groups=[] if user else None,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+                f"\n--- {self.log_path} ---\n{self.log_tail()}"
+            )
+        return proc
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def start(self) -> None:
+        try:
+            self._run(
+                "initdb", "-D", str(self.data_dir), "-U", self.superuser, "--auth=trust",
+                "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions",
+            )  # fmt: skip
+        except RuntimeError:
+            # Locales differ between images; plain C always exists.
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self._run(
+                "initdb", "-D", str(self.data_dir), "-U", self.superuser, "--auth=trust",
+                "-E", "UTF8", "--locale=C", "--no-instructions",
+            )  # fmt: skip
+        # The port is chosen before the server binds it; retry if someone grabbed it meanwhile.
+        for attempt in range(3):
+            self.port = free_port()
+            opts = (
+                f"-c listen_addresses=127.0.0.1 -p {self.port} "
+                f"-c unix_socket_directories={self.socket_dir}"
+            )
+            try:
+                self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
+                          "-l", str(self.log_path), "-o", opts)  # fmt: skip
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+        self.running = True
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.superuser,
+                  self.dbname)  # fmt: skip
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", "fast", "-D", str(self.data_dir))
+
+    def cleanup(self, keep_log_in: Path | None = None) -> None:
+        """Stop (if needed), optionally keep the server log, and delete the temp dir."""
+        try:
+            self.stop()
+        finally:
+            if keep_log_in is not None and self.log_path.exists():
+                keep_log_in.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.log_path, keep_log_in / "postgres.log")
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_cluster(bindir: Path) -> PostgresCluster:
+    """Create, start and return a cluster with database ``supportchat``; caller must cleanup()."""
+    os_user = _unprivileged_user()
+    # Not pytest's tmp_path: that lives under a 0700 root-owned dir the postgres user can't enter.
+    root = Path(tempfile.mkdtemp(prefix="supportchat-pg-"))
+    if os_user is not None:
+        os.chown(root, os_user.pw_uid, os_user.pw_gid)
+    cluster = PostgresCluster(bindir=bindir, root=root, os_user=os_user)
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.cleanup()
+        raise
+    return cluster

@@ -32,8 +32,9 @@ async def active(
     ] = "active",
 ) -> Response:
     found = await tickets.tickets_for_agents(chat, agent, status)
+    label = "Active" if status in (None, "", "active") else f"'{status}'"
     return ok(
-        "Active chat tickets retrieved successfully",
+        f"{label} chat tickets retrieved successfully",
         {"chats": [ticket_view(t) for t in found], "count": len(found)},
     )
 

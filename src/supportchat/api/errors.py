@@ -46,13 +46,12 @@ def install_error_handlers(app: FastAPI) -> None:
 def _as_invalid(exc: RequestValidationError) -> InvalidInput:
     errors = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            errors.append({"field": "body", "message": "Request body is not valid JSON"})
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or "body"
-        message = (
-            "Request body is not valid JSON"
-            if err.get("type") == "json_invalid"
-            else str(err.get("msg", "invalid"))
-        )
+        message = str(err.get("msg", "invalid"))
         errors.append({"field": field, "message": message})
     summary = "; ".join(
         e["message"] if e["field"] == "body" else f"{e['field']}: {e['message']}"

@@ -144,9 +144,7 @@ async def seq_of(repo: Repository, ticket_id: str, message_id: str | None) -> in
     """The seq of a message of this ticket; 0 for none. Any other id is refused."""
     if message_id is None or message_id == "":
         return 0
-    if not is_valid_id(message_id):
-        raise MessageNotFound("lastMessageId must be the id of a message of this chat")
-    message = await repo.message(ticket_id, message_id)
+    message = await repo.message(ticket_id, message_id) if is_valid_id(message_id) else None
     if message is None:
-        raise MessageNotFound("lastMessageId must be the id of a message of this chat")
+        raise MessageNotFound(f"Message '{message_id[:64]}' is not a message of this chat")
     return message.seq

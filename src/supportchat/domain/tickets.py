@@ -82,9 +82,9 @@ async def start_chat(
             first = await post_message(
                 chat, work, created, actor, body, attachments, data.clientMessageId, connection
             )
-            # post_message queued the usual new_message/user_message; for a new chat the
-            # agents hear of it as one new_chat_ticket instead.
-            work.events.clear()
+            # post_message queued new_message (for the user's other sockets) and
+            # user_message; agents hear of a new chat as one new_chat_ticket instead.
+            work.events[:] = [e for e in work.events if e.name != "user_message"]
             work.emit(
                 Event(
                     "new_chat_ticket",

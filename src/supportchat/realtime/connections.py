@@ -70,7 +70,9 @@ class Connections:
             verified = self.verifier.verify(handshake.token)
             role = USER_TYPES.get((handshake.user_type or "user").lower())
             if role is None:
-                raise NotAuthenticated("userType must be 'user', 'dtuser' or 'admin'")
+                raise NotAuthenticated(
+                    "userType must be 'user', 'dtuser' or 'admin'", code="INVALID_USER_TYPE"
+                )
             if role is Role.AGENT and not verified.person.is_agent:
                 raise NotAuthenticated("Admin privileges required", code="FORBIDDEN")
         except ChatError as exc:

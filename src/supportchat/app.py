@@ -17,6 +17,7 @@ from . import __version__
 from .api import admin_routes, chat_routes
 from .api.envelope import FastJSONResponse, ok
 from .api.errors import install_error_handlers
+from .api.openapi import install_openapi
 from .api.schemas import Envelope, HealthOut
 from .auth import TokenVerifier
 from .config import Settings
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
         allow_headers=["Authorization", "Content-Type"],
     )
     install_error_handlers(api)
+    install_openapi(api)
     api.include_router(admin_routes.router)
     api.include_router(chat_routes.router)
 

@@ -15,6 +15,7 @@ import jwt
 from .config import Settings
 from .domain.errors import NotAuthenticated
 from .domain.identity import Person
+from .domain.inputs import is_storable
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ class TokenVerifier:
             (str(claims[k]) for k in ("userId", "sub", "id") if claims.get(k) not in (None, "")),
             None,
         )
-        if person_id is None or len(person_id) > 128:
+        if person_id is None or len(person_id) > 128 or not is_storable(person_id):
             raise NotAuthenticated("Invalid token provided: no user id", code="TOKEN_INVALID")
         role = claims.get("role")
         role = str(role) if role is not None else None
@@ -64,8 +65,8 @@ class TokenVerifier:
         email = claims.get("email") or ""
         return Person(
             id=person_id,
-            full_name=str(name)[:200],
-            email=str(email)[:320],
+            full_name=_printable(str(name))[:200],
+            email=_printable(str(email))[:320],
             role=role,
             is_agent=role in self._admin_roles,
         )
@@ -96,6 +97,13 @@ def issue_token(
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
     return jwt.encode(claims, settings.signing_key(), algorithm=settings.jwt_algorithms[0])
+
+
+def _printable(text: str) -> str:
+    """Names and emails come from the host application's token: keep what can be stored."""
+    if is_storable(text):
+        return text
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _number(value: Any) -> float | None:

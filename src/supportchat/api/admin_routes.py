@@ -46,8 +46,8 @@ async def active(
     summary="Join a chat: follow it, and take it if nobody has it",
 )
 async def join(chat: ChatService, agent: CurrentAgent, ticketId: str) -> Response:
-    ticket = await agents.join_ticket(chat, agent, ticketId)
-    return ok("Successfully joined chat as admin", joined_view(ticket))
+    joined = await agents.join_ticket(chat, agent, ticketId)
+    return ok("Successfully joined chat as admin", joined_view(joined.ticket))
 
 
 @router.post(

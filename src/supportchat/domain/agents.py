@@ -10,23 +10,28 @@ from .context import Chat
 from .events import Audience, Event
 from .identity import Actor
 from .inputs import CloseChatInput
+from .messaging import seq_of
 from .presence import announce_assignment, status_update
 from .records import PersonRef, Status, Ticket
-from .tickets import with_messages
+from .tickets import Resumed, resumed, with_messages
 
 DEFAULT_RESOLUTION = "Chat session completed successfully"
 
 
-async def join_ticket(chat: Chat, actor: Actor, ticket_id: str) -> Ticket:
+async def join_ticket(
+    chat: Chat, actor: Actor, ticket_id: str, last_message_id: str | None = None
+) -> Resumed:
     """The agent follows the chat from now on and takes it if nobody has it.
 
     A chat that another agent has stays theirs: the joiner follows it, and the result
     names the real assignee. `agent_joined` goes out once per agent, not on every
-    re-join (dashboards join over REST and then again over the socket)."""
+    re-join (dashboards join over REST and then again over the socket). A bad
+    `last_message_id` refuses the join before anything changes."""
     require_agent(actor)
     async with chat.work() as work:
         ticket = await access_ticket(work.repo, actor, ticket_id, for_update=True)
         ensure_active(ticket)
+        after_seq = await seq_of(work.repo, ticket.id, last_message_id)
         moment = now()
         await work.repo.upsert_person(actor.person, moment)
         changes: dict[str, object] = {}
@@ -57,7 +62,7 @@ async def join_ticket(chat: Chat, actor: Actor, ticket_id: str) -> Ticket:
             )
         if assigned:
             await announce_assignment(chat, work, ticket, actor, moment)
-        return await with_messages(work.repo, ticket)
+        return resumed(await with_messages(work.repo, ticket), after_seq)
 
 
 async def leave_ticket(chat: Chat, actor: Actor, ticket_id: str) -> Ticket:

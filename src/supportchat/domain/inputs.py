@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InvalidInput, TicketNotFound
 from .ids import is_valid_id
@@ -24,6 +24,25 @@ ClientMessageId = Field(default=None, min_length=1, max_length=64)
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        """Refuse text no database can store as sent: NUL (PostgreSQL rejects it) and lone
+        UTF-16 surrogates (not encodable as UTF-8), instead of failing at the INSERT."""
+        if isinstance(value, str) and not is_storable(value):
+            raise ValueError("text must not contain NUL characters or unpaired surrogates")
+        return value
+
+
+def is_storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Attachment(Input):

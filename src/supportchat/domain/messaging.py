@@ -135,15 +135,15 @@ async def messages_after(
     """Messages of a ticket after the one a client saw last, in order (catch-up)."""
     async with chat.reading() as repo:
         ticket = await access_ticket(repo, actor, ticket_id)
-        after_seq = await seq_of(repo, ticket.id, after)
+        after_seq = await seq_of(repo, ticket.id, after) or 0
         found = await repo.messages_after(ticket.id, after_seq, limit + 1)
     return Page(found[:limit], has_more=len(found) > limit)
 
 
-async def seq_of(repo: Repository, ticket_id: str, message_id: str | None) -> int:
-    """The seq of a message of this ticket; 0 for none. Any other id is refused."""
+async def seq_of(repo: Repository, ticket_id: str, message_id: str | None) -> int | None:
+    """The seq of a message of this ticket; None for none. Any other id is refused."""
     if message_id is None or message_id == "":
-        return 0
+        return None
     message = await repo.message(ticket_id, message_id) if is_valid_id(message_id) else None
     if message is None:
         raise MessageNotFound(f"Message '{message_id[:64]}' is not a message of this chat")

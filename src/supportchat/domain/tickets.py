@@ -12,7 +12,7 @@ from .events import Audience, Event
 from .identity import Actor
 from .ids import new_id
 from .inputs import Rules, StartChatInput
-from .messaging import post_message
+from .messaging import post_message, seq_of
 from .records import Message, Status, Ticket
 from .views import new_chat_ticket_payload
 
@@ -101,6 +101,31 @@ async def get_ticket(chat: Chat, actor: Actor, ticket_id: str) -> Ticket:
     async with chat.reading() as repo:
         ticket = await access_ticket(repo, actor, ticket_id)
         return await with_messages(repo, ticket)
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """A ticket with all its messages, and those after the one a client saw last."""
+
+    ticket: Ticket
+    missed: list[Message]
+
+
+def resumed(ticket: Ticket, after_seq: int | None) -> Resumed:
+    """`after_seq` None: the client named no last message, so it is sent nothing again."""
+    if after_seq is None:
+        return Resumed(ticket, [])
+    return Resumed(ticket, [m for m in ticket.messages if m.seq > after_seq])
+
+
+async def resume_ticket(
+    chat: Chat, actor: Actor, ticket_id: str, last_message_id: str | None
+) -> Resumed:
+    """A client (re)subscribing to a chat: check it may, and find what it missed."""
+    async with chat.reading() as repo:
+        ticket = await access_ticket(repo, actor, ticket_id)
+        after_seq = await seq_of(repo, ticket.id, last_message_id)
+        return resumed(await with_messages(repo, ticket), after_seq)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -16,4 +17,10 @@ class OrjsonCodec:
 
     @staticmethod
     def loads(data: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        return orjson.loads(data)
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # orjson refuses some JSON that is valid (e.g. an escaped lone surrogate); the
+            # standard library decodes it, and validation then refuses it with a clear
+            # chat_error instead of the packet being dropped unanswered.
+            return json.loads(data)

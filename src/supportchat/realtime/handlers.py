@@ -25,7 +25,6 @@ from ..domain.inputs import (
     TypingInput,
     parse,
 )
-from ..domain.records import Ticket
 from ..domain.typing import typing
 from ..domain.views import closed_view as closed_payload
 from ..domain.views import (
@@ -39,8 +38,6 @@ log = logging.getLogger(__name__)
 
 Ack = dict[str, Any]
 Action = Callable[[str, Actor, Any], Awaitable[Any]]
-
-CATCH_UP_PAGE = 200
 
 
 class EventHandlers:
@@ -124,11 +121,12 @@ class EventHandlers:
         """A user's sockets already receive their tickets' events; joining checks the
         ticket is theirs and replays what came after `lastMessageId`. For an agent it
         is a join, as the earlier server's dashboard used it."""
-        ref = parse(TicketRef, data)
         if actor.is_agent:
             return await self.join_chat(sid, actor, data)
-        ticket = await tickets.get_ticket(self.chat, actor, ref.ticketId)
-        await self._catch_up(sid, actor, ticket, ref.lastMessageId)
+        ref = parse(TicketRef, data)
+        found = await tickets.resume_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
+        await self._replay(sid, found)
+        ticket = found.ticket
         return {
             "ticketId": ticket.id,
             "ticketNumber": ticket.ticket_number,
@@ -149,26 +147,16 @@ class EventHandlers:
 
     async def join_chat(self, sid: str, actor: Actor, data: Any) -> dict[str, Any]:
         ref = parse(TicketRef, data)
-        ticket = await agents.join_ticket(self.chat, actor, ref.ticketId)
-        await self._catch_up(sid, actor, ticket, ref.lastMessageId)
-        return joined_view(ticket)
+        joined = await agents.join_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
+        await self._replay(sid, joined)
+        return joined_view(joined.ticket)
 
     async def close_chat(self, sid: str, actor: Actor, data: Any) -> dict[str, Any]:
         payload = parse(CloseTicketInput, data)
         closed = await agents.close_ticket(self.chat, actor, payload.ticketId, payload)
         return closed_payload(closed.ticket, already=closed.already)
 
-    async def _catch_up(
-        self, sid: str, actor: Actor, ticket: Ticket, last_message_id: str | None
-    ) -> None:
-        """Send this socket, as `new_message`, what came after the message it saw last."""
-        if last_message_id is None:
-            return
-        after = last_message_id
-        while True:
-            page = await messaging.messages_after(self.chat, actor, ticket.id, after, CATCH_UP_PAGE)
-            for message in page.messages:
-                await self.sio.emit("new_message", new_message_payload(ticket, message), to=sid)
-            if not page.has_more or not page.messages:
-                return
-            after = page.messages[-1].id
+    async def _replay(self, sid: str, found: tickets.Resumed) -> None:
+        """Send this socket, as `new_message`, what it missed, in seq order."""
+        for message in found.missed:
+            await self.sio.emit("new_message", new_message_payload(found.ticket, message), to=sid)

@@ -26,7 +26,9 @@ from .domain.context import Chat
 from .domain.errors import ChatError
 from .domain.inputs import Rules
 from .realtime.codec import OrjsonCodec
+from .realtime.compat import CompatHandlers
 from .realtime.connections import Connections
+from .realtime.dispatch import Dispatcher
 from .realtime.handlers import EventHandlers
 from .realtime.publisher import SocketPublisher
 from .storage.database import Database
@@ -58,7 +60,15 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     )
     verifier = TokenVerifier(settings)
     node_id = uuid.uuid4().hex
-    EventHandlers(sio, chat, Connections(sio, chat, verifier, node_id)).register()
+    connections = Connections(sio, chat, verifier, node_id)
+    sio.on("connect", connections.connect)
+    sio.on("disconnect", connections.disconnect)
+    dispatch = Dispatcher(sio, connections)
+    documented = EventHandlers(sio, chat)
+    documented.register(dispatch)
+    compat = CompatHandlers(sio, chat, documented)
+    compat.register(dispatch)
+    connections.after_connect.append(compat.send_active_tickets)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -45,8 +45,11 @@ class Actor:
     def is_agent(self) -> bool:
         return self.role is Role.AGENT
 
+    def as_user(self) -> Actor:
+        return Actor(self.person, Role.USER)
+
     def on(self, ticket: Ticket) -> Actor:
         """The role this actor speaks in on a ticket: on their own chat, an agent is its user."""
         if self.is_agent and ticket.user.id == self.id:
-            return Actor(self.person, Role.USER)
+            return self.as_user()
         return self

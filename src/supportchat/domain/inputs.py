@@ -74,6 +74,10 @@ class TicketRef(Input):
     lastMessageId: str | None = Field(default=None, max_length=64)
 
 
+class StatusFilterInput(Input):
+    status: str | None = Field(default=None, max_length=32)
+
+
 class TypingInput(Input):
     ticketId: str = Field(max_length=64)
     isTyping: bool = True

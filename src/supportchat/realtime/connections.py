@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -58,6 +59,9 @@ class Connections:
         self.node_id = node_id
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Run after a socket's connection is acknowledged (an emit from inside the
+        # connect handler would reach the client before its CONNECT packet).
+        self.after_connect: list[Callable[[str, Actor], Coroutine[Any, Any, None]]] = []
 
     async def actor(self, sid: str) -> Actor:
         session = await self.sio.get_session(sid)
@@ -98,6 +102,8 @@ class Connections:
             await self.sio.enter_room(sid, user_room(actor.id))
         if verified.expires_at is not None:
             self._schedule_expiry(sid, verified.expires_at)
+        for hook in self.after_connect:
+            self._spawn(hook(sid, actor))
 
     async def disconnect(self, sid: str, *_reason: Any) -> None:
         handle = self._expiry.pop(sid, None)
@@ -113,11 +119,14 @@ class Connections:
             except ChatError:
                 log.warning("presence not cleared for %s: database unavailable", actor.id)
 
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)  # held until done, so it is not garbage-collected mid-way
+        task.add_done_callback(self._tasks.discard)
+
     def _schedule_expiry(self, sid: str, expires_at: float) -> None:
         def fire() -> None:
-            task = asyncio.ensure_future(self._expire(sid))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._expire(sid))
 
         delay = max(0.0, expires_at - time.time())
         self._expiry[sid] = asyncio.get_running_loop().call_later(delay, fire)

@@ -1,22 +1,14 @@
-"""Socket.IO events: each parses its payload, calls one domain action, answers the socket.
-
-Every handler answers through its acknowledgement (`{success, data}` or `{success:
-false, message, code}`); failures tied to a ticket also go out as `chat_error`, failures
-of the socket itself (an agent-only event from a user) as `error`. Nothing a client
-sends can raise out of a handler and drop the connection.
-"""
+"""The documented Socket.IO events: each parses its payload, calls one domain action and
+answers the socket (see dispatch.py for how answers and failures are sent)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
 
 from ..domain import agents, messaging, tickets
 from ..domain.context import Chat
-from ..domain.errors import ChatError, Forbidden
 from ..domain.identity import Actor
 from ..domain.inputs import (
     CloseTicketInput,
@@ -32,77 +24,23 @@ from ..domain.views import (
     message_sent_payload,
     new_message_payload,
 )
-from .connections import Connections
-
-log = logging.getLogger(__name__)
-
-Ack = dict[str, Any]
-Action = Callable[[str, Actor, Any], Awaitable[Any]]
+from .dispatch import Dispatcher
 
 
 class EventHandlers:
-    def __init__(self, sio: socketio.AsyncServer, chat: Chat, connections: Connections) -> None:
+    def __init__(self, sio: socketio.AsyncServer, chat: Chat) -> None:
         self.sio = sio
         self.chat = chat
-        self.connections = connections
 
-    def register(self) -> None:
-        self.sio.on("connect", self.connections.connect)
-        self.sio.on("disconnect", self.connections.disconnect)
-        self._on("join_chat_room", self.join_chat_room)
-        self._on("send_message", self.send_message)
-        self._on("user_typing", self.typing)
-        self._on("join_admin_room", self.join_admin_room, agent_only=True)
-        self._on("join_chat", self.join_chat, agent_only=True)
-        self._on("admin_send_message", self.send_message, agent_only=True)
-        self._on("admin_close_chat", self.close_chat, agent_only=True)
-        self._on("admin_typing", self.typing, agent_only=True)
-
-    def _on(self, event: str, action: Action, *, agent_only: bool = False) -> None:
-        async def handler(sid: str, *args: Any) -> Ack:
-            data = args[0] if args else None
-            try:
-                actor = await self.connections.actor(sid)
-            except KeyError:
-                return {"success": False, "message": "Not connected", "code": "AUTH_ERROR"}
-            if agent_only and not actor.is_agent:
-                error = Forbidden("Admin privileges required")
-                await self.sio.emit(
-                    "error",
-                    {
-                        "type": error.kind,
-                        "message": error.message,
-                        "code": error.code,
-                        "event": event,
-                    },
-                    to=sid,
-                )
-                return {"success": False, "message": error.message, "code": error.code}
-            try:
-                return {"success": True, "data": await action(sid, actor, data)}
-            except ChatError as exc:
-                return await self._refuse(sid, data, exc.kind, exc.message, exc.code)
-            except Exception:
-                log.exception("handler for %s failed", event)
-                return await self._refuse(
-                    sid, data, "message_failed", "Failed to process the request", "INTERNAL_ERROR"
-                )
-
-        self.sio.on(event, handler)
-
-    async def _refuse(self, sid: str, data: Any, kind: str, message: str, code: str) -> Ack:
-        ticket_id = data.get("ticketId") if isinstance(data, dict) else None
-        await self.sio.emit(
-            "chat_error",
-            {
-                "type": kind,
-                "message": message,
-                "code": code,
-                "ticketId": ticket_id if isinstance(ticket_id, str) else None,
-            },
-            to=sid,
-        )
-        return {"success": False, "message": message, "code": code}
+    def register(self, dispatch: Dispatcher) -> None:
+        dispatch.on("join_chat_room", self.join_chat_room)
+        dispatch.on("send_message", self.send_message)
+        dispatch.on("user_typing", self.typing)
+        dispatch.on("join_admin_room", self.join_admin_room, agent_only=True)
+        dispatch.on("join_chat", self.join_chat, agent_only=True)
+        dispatch.on("admin_send_message", self.send_message, agent_only=True)
+        dispatch.on("admin_close_chat", self.close_chat, agent_only=True)
+        dispatch.on("admin_typing", self.typing, agent_only=True)
 
     # -- both roles -----------------------------------------------------------------------
 
@@ -122,10 +60,17 @@ class EventHandlers:
         ticket is theirs and replays what came after `lastMessageId`. For an agent it
         is a join, as the earlier server's dashboard used it."""
         if actor.is_agent:
-            return await self.join_chat(sid, actor, data)
+            joined = await self.join_chat(sid, actor, data)
+            # The earlier server answered an agent's join_chat_room with this event.
+            await self.sio.emit(
+                "chat_room_joined",
+                {"ticketId": joined["ticketId"], "ticketNumber": joined["ticketNumber"]},
+                to=sid,
+            )
+            return joined
         ref = parse(TicketRef, data)
         found = await tickets.resume_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
-        await self._replay(sid, found)
+        await self.replay(sid, found)
         ticket = found.ticket
         return {
             "ticketId": ticket.id,
@@ -148,7 +93,7 @@ class EventHandlers:
     async def join_chat(self, sid: str, actor: Actor, data: Any) -> dict[str, Any]:
         ref = parse(TicketRef, data)
         joined = await agents.join_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
-        await self._replay(sid, joined)
+        await self.replay(sid, joined)
         return joined_view(joined.ticket)
 
     async def close_chat(self, sid: str, actor: Actor, data: Any) -> dict[str, Any]:
@@ -156,7 +101,7 @@ class EventHandlers:
         closed = await agents.close_ticket(self.chat, actor, payload.ticketId, payload)
         return closed_payload(closed.ticket, already=closed.already)
 
-    async def _replay(self, sid: str, found: tickets.Resumed) -> None:
+    async def replay(self, sid: str, found: tickets.Resumed) -> None:
         """Send this socket, as `new_message`, what it missed, in seq order."""
         for message in found.missed:
             await self.sio.emit("new_message", new_message_payload(found.ticket, message), to=sid)

@@ -1,12 +1,12 @@
 # supportchat build/test entry points (GNU make).
 #
 #   make install       runtime deps into .venv (idempotent, stamp-based)
-#   make install-test  + test extra + PostgreSQL server binaries for the test suite
+#   make install-test  + test extra, PostgreSQL server binaries, tests/js node modules
 #   make run           migrate the default SQLite database and serve on 127.0.0.1:8000
 #   make test          ruff + mypy + pytest (extra pytest args: make test PYTEST_ARGS='-k foo -x')
 #   make lint          ruff + mypy only
 #   make lock          regenerate constraints.txt from a fresh, unpinned resolve
-#   make clean         caches and test artifacts;  make distclean  also .venv
+#   make clean         caches and test artifacts;  make distclean  also .venv, tests/js/node_modules
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -19,12 +19,16 @@ BIN := $(VENV)/bin
 # Stamps live inside the venv so deleting .venv also forgets them.
 STAMP := $(VENV)/.stamp-install
 TEST_STAMP := $(VENV)/.stamp-install-test
+# The JS client test's node modules (socket.io-client, pinned by package-lock.json); the
+# stamp lives inside node_modules so deleting node_modules also forgets it.
+JS_DIR := tests/js
+JS_STAMP := $(JS_DIR)/node_modules/.stamp-npm-ci
 PIP := $(BIN)/python -m pip
 PIP_FLAGS := --disable-pip-version-check --quiet
 PYTEST_ARGS ?=
 SERVE_ARGS ?=
 
-.PHONY: help install install-test postgres-bin run test lint lock clean distclean
+.PHONY: help install install-test postgres-bin js-deps run test lint lock clean distclean
 
 help:
 	@sed -n '3,10s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
@@ -45,7 +49,7 @@ $(TEST_STAMP): $(STAMP)
 
 install: $(STAMP)
 
-install-test: $(TEST_STAMP) postgres-bin
+install-test: $(TEST_STAMP) postgres-bin js-deps
 
 # The test suite starts a throwaway PostgreSQL cluster, so it needs the server
 # binaries (initdb, pg_ctl, postgres), not just a client library.
@@ -59,6 +63,19 @@ postgres-bin:
 	    echo "warning: PostgreSQL server binaries missing and not root;" \
 	         "postgres-backed tests will be skipped (or fail when CI=true)" >&2; \
 	  fi; \
+	fi
+
+# tests/test_js_client.py drives the server with the official socket.io-client. npm ci
+# installs exactly what package-lock.json says, and runs again only when the lock (or
+# package.json) is newer than the stamp or node_modules is gone.
+js-deps: $(JS_STAMP)
+
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  (cd $(JS_DIR) && npm ci --no-audit --no-fund) && touch $@; \
+	else \
+	  echo "warning: npm not found; the JS client test will be skipped" \
+	       "(or fail when CI=true)" >&2; \
 	fi
 
 run: install
@@ -101,4 +118,4 @@ clean:
 
 # data/ (the developer's local SQLite database) is deliberately never removed.
 distclean: clean
-	rm -rf $(VENV) $(LOCK_VENV)
+	rm -rf $(VENV) $(LOCK_VENV) $(JS_DIR)/node_modules

@@ -18,6 +18,7 @@ from .api import admin_routes, chat_routes
 from .api.envelope import FastJSONResponse, ok
 from .api.errors import install_error_handlers
 from .api.openapi import install_openapi
+from .api.ratelimit_headers import RateLimitHeaders
 from .api.schemas import Envelope, HealthOut
 from .auth import TokenVerifier
 from .config import Settings
@@ -25,6 +26,7 @@ from .domain import presence
 from .domain.context import Chat
 from .domain.errors import ChatError
 from .domain.inputs import Rules
+from .domain.limits import Quota, RateLimits
 from .realtime.codec import OrjsonCodec
 from .realtime.compat import CompatHandlers
 from .realtime.connections import Connections
@@ -55,6 +57,16 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
             default_category=settings.default_category,
             max_message_length=settings.max_message_length,
             max_attachments=settings.max_attachments,
+        ),
+        limits=RateLimits(
+            {
+                Quota.REST: settings.rate_limit_rest,
+                Quota.ADMIN: settings.rate_limit_admin,
+                Quota.MESSAGES: settings.rate_limit_messages,
+                Quota.TYPING: settings.rate_limit_typing,
+            },
+            storage_uri=settings.redis_url,
+            enabled=settings.rate_limits_enabled,
         ),
         presence_ttl_seconds=settings.presence_ttl_seconds,
     )
@@ -97,7 +109,14 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
         allow_credentials=True,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
+        expose_headers=[
+            "Retry-After",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+        ],
     )
+    api.add_middleware(RateLimitHeaders)
     install_error_handlers(api)
     install_openapi(api)
     api.include_router(admin_routes.router)

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     # without a refresh a row no longer counts (a crashed process stops refreshing).
     presence_heartbeat_seconds: float = Field(default=15.0, gt=0)
     presence_ttl_seconds: float = Field(default=45.0, gt=0)
+    # Rate limits of the API document ("N/period", as the `limits` library reads them).
+    rate_limits_enabled: bool = True
+    rate_limit_rest: str = "100/minute"  # REST requests per user
+    rate_limit_admin: str = "200/minute"  # admin actions per agent
+    rate_limit_messages: str = "30/minute"  # messages per chat, REST and Socket.IO alike
+    rate_limit_typing: str = "20/10 seconds"  # typing updates per person and chat
+    # When set, rate-limit counts (and, later, Socket.IO fan-out) are shared through it.
+    redis_url: str | None = None
     log_level: str = "info"
 
     _split = field_validator(
@@ -89,6 +97,19 @@ class Settings(BaseSettings):
     def _no_none_algorithm(cls, value: list[str]) -> list[str]:
         if not value or any(alg.lower() == "none" for alg in value):
             raise ValueError("jwt_algorithms must name real algorithms; 'none' is never accepted")
+        return value
+
+    @field_validator(
+        "rate_limit_rest", "rate_limit_admin", "rate_limit_messages", "rate_limit_typing"
+    )
+    @classmethod
+    def _valid_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"not a rate limit: {value!r} (write e.g. '30/minute')") from None
         return value
 
     @cached_property

@@ -11,6 +11,7 @@ from ..auth import TokenVerifier
 from ..domain.context import Chat
 from ..domain.errors import Forbidden
 from ..domain.identity import Actor, Person, Role
+from ..domain.limits import Quota
 
 _bearer = HTTPBearer(auto_error=False, description="JWT issued by the host application")
 
@@ -20,12 +21,17 @@ def get_chat(request: Request) -> Chat:
     return chat
 
 
-def get_person(
+async def get_person(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Person:
+    """The caller, from their token; each authenticated request counts against their
+    REST quota (the window is shown in X-RateLimit-* headers, see ratelimit_headers)."""
     verifier: TokenVerifier = request.app.state.verifier
-    return verifier.verify(credentials.credentials if credentials else None).person
+    person = verifier.verify(credentials.credentials if credentials else None).person
+    chat: Chat = request.app.state.chat
+    request.state.rate_window = await chat.limits.hit(Quota.REST, person.id)
+    return person
 
 
 def as_user(person: Annotated[Person, Depends(get_person)]) -> Actor:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from ..domain.errors import ChatError, InvalidInput
+from ..domain.errors import ChatError, InvalidInput, RateLimited
 from .envelope import failure
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,13 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         if exc.status == 503:
             headers = {"Retry-After": "5"}
+        if isinstance(exc, RateLimited):
+            headers = {
+                "Retry-After": str(exc.retry_after),
+                "X-RateLimit-Limit": str(exc.limit),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(math.ceil(exc.reset_at)),
+            }
         return failure(exc.status, exc.message, code=exc.code, errors=exc.errors, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -10,6 +10,7 @@ from .context import Chat
 from .events import Audience, Event
 from .identity import Actor
 from .inputs import CloseChatInput
+from .limits import Quota
 from .messaging import seq_of
 from .presence import announce_assignment, status_update
 from .records import PersonRef, Status, Ticket
@@ -28,6 +29,7 @@ async def join_ticket(
     re-join (dashboards join over REST and then again over the socket). A bad
     `last_message_id` refuses the join before anything changes."""
     require_agent(actor)
+    await chat.limits.hit(Quota.ADMIN, actor.id)
     async with chat.work() as work:
         ticket = await access_ticket(work.repo, actor, ticket_id, for_update=True)
         ensure_active(ticket)
@@ -68,6 +70,7 @@ async def join_ticket(
 async def leave_ticket(chat: Chat, actor: Actor, ticket_id: str) -> Ticket:
     """Stop following a chat. An assignment stays: leaving is not handing over."""
     require_agent(actor)
+    await chat.limits.hit(Quota.ADMIN, actor.id)
     async with chat.work() as work:
         ticket = await access_ticket(work.repo, actor, ticket_id)
         await work.repo.remove_watcher(ticket.id, actor.id)
@@ -83,6 +86,7 @@ class Closed:
 
 async def close_ticket(chat: Chat, actor: Actor, ticket_id: str, data: CloseChatInput) -> Closed:
     require_agent(actor)
+    await chat.limits.hit(Quota.ADMIN, actor.id)
     summary = (data.resolutionSummary or "").strip() or DEFAULT_RESOLUTION
     async with chat.work() as work:
         ticket = await access_ticket(work.repo, actor, ticket_id, for_update=True)

@@ -18,6 +18,7 @@ from ..storage.database import Database
 from ..storage.repository import Repository
 from .events import Event, Publisher
 from .inputs import Rules
+from .limits import RateLimits
 
 T = TypeVar("T")
 
@@ -36,6 +37,7 @@ class Chat:
     db: Database
     publisher: Publisher
     rules: Rules
+    limits: RateLimits
     presence_ttl_seconds: float = 45.0
 
     @asynccontextmanager

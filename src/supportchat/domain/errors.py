@@ -78,3 +78,15 @@ class Unavailable(ChatError):
         self, message: str = "The service is temporarily unavailable; retry shortly"
     ) -> None:
         super().__init__(message)
+
+
+class RateLimited(ChatError):
+    status = 429
+    kind = "rate_limited"
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int, limit: int, reset_at: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.limit = limit
+        self.reset_at = reset_at

@@ -13,6 +13,7 @@ from .events import Audience, Event
 from .identity import Actor
 from .ids import is_valid_id, new_id
 from .inputs import SendMessageInput
+from .limits import Quota
 from .presence import announce_assignment
 from .records import Message, PersonRef, Status, Ticket
 from .views import new_message_payload, user_message_payload
@@ -46,6 +47,7 @@ async def send_message(
                 if earlier is not None:
                     return Sent(earlier, ticket, duplicate=True)
             ensure_active(ticket)
+            await count_message(chat, ticket, sender)
             await work.repo.upsert_person(sender.person, now())
             message = await post_message(
                 chat, work, ticket, sender, body, attachments, data.clientMessageId, connection
@@ -53,6 +55,14 @@ async def send_message(
             return Sent(message, ticket)
 
     return await chat.retrying(attempt)
+
+
+async def count_message(chat: Chat, ticket: Ticket, sender: Actor) -> None:
+    """Charge a message that is about to be stored to its chat's quota (and an agent's
+    reply to their admin actions). Refused sends and repeats are never charged."""
+    await chat.limits.hit(Quota.MESSAGES, ticket.id)
+    if sender.is_agent:
+        await chat.limits.hit(Quota.ADMIN, sender.id)
 
 
 async def post_message(

@@ -12,7 +12,8 @@ from .events import Audience, Event
 from .identity import Actor
 from .ids import new_id
 from .inputs import Rules, StartChatInput
-from .messaging import post_message, seq_of
+from .limits import Quota
+from .messaging import count_message, post_message, seq_of
 from .records import Message, Status, Ticket
 from .views import new_chat_ticket_payload
 
@@ -47,6 +48,7 @@ async def start_chat(
                     m.client_message_id == data.clientMessageId for m in ticket.messages
                 )
                 if not repeat:
+                    await count_message(chat, ticket, actor)
                     await post_message(
                         chat,
                         work,
@@ -160,6 +162,7 @@ async def tickets_for_agents(chat: Chat, actor: Actor, status: str | None) -> li
     """The agents' queue: active chats (or those of one status), most recently updated first."""
     require_agent(actor)
     statuses = Rules.status_filter(status)
+    await chat.limits.hit(Quota.ADMIN, actor.id)
     async with chat.reading() as repo:
         found = await repo.tickets_with_status(statuses)
         await _attach_messages(repo, found)

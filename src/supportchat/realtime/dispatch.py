@@ -14,7 +14,7 @@ from typing import Any
 
 import socketio
 
-from ..domain.errors import ChatError, Forbidden
+from ..domain.errors import ChatError, Forbidden, RateLimited
 from ..domain.identity import Actor
 from .connections import Connections
 
@@ -40,6 +40,10 @@ class Dispatcher:
                 return await self._forbidden(sid, event)
             try:
                 return {"success": True, "data": await action(sid, actor, data)}
+            except RateLimited as exc:
+                return await self._refuse(
+                    sid, data, exc.kind, exc.message, exc.code, retryAfter=exc.retry_after
+                )
             except ChatError as exc:
                 return await self._refuse(sid, data, exc.kind, exc.message, exc.code)
             except Exception:
@@ -59,7 +63,9 @@ class Dispatcher:
         )
         return {"success": False, "message": error.message, "code": error.code}
 
-    async def _refuse(self, sid: str, data: Any, kind: str, message: str, code: str) -> Ack:
+    async def _refuse(
+        self, sid: str, data: Any, kind: str, message: str, code: str, **extra: Any
+    ) -> Ack:
         ticket_id = data.get("ticketId") if isinstance(data, dict) else None
         await self.sio.emit(
             "chat_error",
@@ -68,7 +74,8 @@ class Dispatcher:
                 "message": message,
                 "code": code,
                 "ticketId": ticket_id if isinstance(ticket_id, str) else None,
+                **extra,
             },
             to=sid,
         )
-        return {"success": False, "message": message, "code": code}
+        return {"success": False, "message": message, "code": code, **extra}

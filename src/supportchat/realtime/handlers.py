@@ -81,8 +81,8 @@ class EventHandlers:
     async def typing(self, sid: str, actor: Actor, data: Any) -> dict[str, Any]:
         """`user_typing` from a user, `admin_typing` from an agent."""
         payload = parse(TypingInput, data)
-        await typing(self.chat, actor, payload.ticketId, payload.isTyping)
-        return {"ticketId": payload.ticketId, "isTyping": payload.isTyping}
+        delivered = await typing(self.chat, actor, payload.ticketId, payload.isTyping)
+        return {"ticketId": payload.ticketId, "isTyping": payload.isTyping, "delivered": delivered}
 
     # -- agents ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from . import __version__
 from .api import admin_routes, chat_routes
+from .api.body_limit import BodySizeLimit
 from .api.envelope import FastJSONResponse, ok
 from .api.errors import install_error_handlers
 from .api.openapi import install_openapi
@@ -32,6 +33,7 @@ from .realtime.compat import CompatHandlers
 from .realtime.connections import Connections
 from .realtime.dispatch import Dispatcher
 from .realtime.handlers import EventHandlers
+from .realtime.origins import origin_checker
 from .realtime.publisher import SocketPublisher
 from .storage.database import Database
 
@@ -43,9 +45,9 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     database = Database(settings.resolved_database_url)
     sio = socketio.AsyncServer(
         async_mode="asgi",
-        cors_allowed_origins=list(settings.cors_origins),
+        cors_allowed_origins=origin_checker(settings.cors_origins),
         json=OrjsonCodec,
-        max_http_buffer_size=64 * 1024,
+        max_http_buffer_size=settings.max_http_buffer_size,
         logger=False,
         engineio_logger=False,
     )
@@ -106,7 +108,9 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     api.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
-        allow_credentials=True,
+        # Tokens travel in the Authorization header, never in cookies: no credentials,
+        # so a "*" origin can never be combined with them.
+        allow_credentials=False,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         expose_headers=[
@@ -117,6 +121,7 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
         ],
     )
     api.add_middleware(RateLimitHeaders)
+    api.add_middleware(BodySizeLimit, max_bytes=settings.max_http_buffer_size)
     install_error_handlers(api)
     install_openapi(api)
     api.include_router(admin_routes.router)

@@ -65,6 +65,11 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        settings.check_keys(host)
+    except RuntimeError as exc:
+        print(f"supportchat: {exc}", file=sys.stderr)
+        return 2
     _migrate(settings)
     if not settings.jwt_public_key:
         settings.signing_secret()  # generates <data_dir>/jwt_secret on first start

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     default_category: str = "general_inquiry"
     max_message_length: int = Field(default=5000, ge=1)
     max_attachments: int = Field(default=10, ge=0)
+    # Largest REST request body and Engine.IO packet accepted, in bytes.
+    max_http_buffer_size: int = Field(default=64 * 1024, ge=1024)
     # How often a process refreshes the presence rows of its sockets, and after how long
     # without a refresh a row no longer counts (a crashed process stops refreshing).
     presence_heartbeat_seconds: float = Field(default=15.0, gt=0)
@@ -121,6 +123,22 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def is_local_default(self) -> bool:
+        """The embedded default: SQLite under data_dir, reachable only from this machine."""
+        return self.database_url is None and self.host in ("127.0.0.1", "localhost", "::1")
+
+    def check_keys(self, host: str | None = None) -> None:
+        """Outside the local default, tokens must be checked with a key someone chose:
+        a generated secret on a shared or exposed server would be a secret nobody knows
+        to rotate, and tokens from the real issuer would not verify."""
+        local = self.is_local_default and (host or self.host) in ("127.0.0.1", "localhost", "::1")
+        if not local and not (self.jwt_secret or self.jwt_public_key):
+            raise RuntimeError(
+                "SUPPORTCHAT_JWT_SECRET or SUPPORTCHAT_JWT_PUBLIC_KEY must be set: only a "
+                "local server (SQLite, bound to 127.0.0.1) generates its own secret"
+            )
 
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

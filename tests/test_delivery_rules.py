@@ -10,9 +10,20 @@ from typing import Any
 
 import pytest
 
-from support import Api, Person, PersonFactory, SocketClient, SocketFactory
-
-QUIET = 0.3
+from support import (
+    QUIET,
+    Api,
+    Person,
+    PersonFactory,
+    SocketClient,
+    SocketFactory,
+    assert_failed_ack,
+    get_ticket,
+    of_ticket,
+    ok_call,
+    start_chat,
+    with_text,
+)
 
 # Every event that carries a ticket's conversation or state.
 TICKET_EVENTS = (
@@ -30,36 +41,6 @@ TICKET_EVENTS = (
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def of_ticket(ticket_id: str) -> Any:
-    return lambda d: isinstance(d, dict) and d.get("ticketId") == ticket_id
-
-
-def with_text(ticket_id: str, text: str) -> Any:
-    return lambda d: (
-        isinstance(d, dict) and d.get("ticketId") == ticket_id and d.get("message") == text
-    )
-
-
-async def start_chat(api: Api, user: Person, message: str = "Hello, I need help") -> dict[str, Any]:
-    resp = await api.post("/api/chat/start", token=user, json={"message": message})
-    assert resp.status_code == 201, resp.text
-    data: dict[str, Any] = resp.json()["data"]
-    return data
-
-
-async def get_ticket(api: Api, who: Person, ticket_id: str) -> dict[str, Any]:
-    resp = await api.get(f"/api/chat/{ticket_id}", token=who)
-    assert resp.status_code == 200, resp.text
-    ticket: dict[str, Any] = resp.json()["data"]["ticket"]
-    return ticket
-
-
-async def ok_call(client: SocketClient, event: str, data: Any = None) -> dict[str, Any]:
-    ack = await client.call(event, data)
-    assert isinstance(ack, dict) and ack.get("success") is True, ack
-    return ack
 
 
 def mentions(client: SocketClient, ticket_id: str) -> list[tuple[str, Any]]:
@@ -200,9 +181,7 @@ async def test_agent_only_event_from_a_user_socket_is_forbidden_and_changes_noth
     user_socket = await sockets(user)
     other_user_socket = await sockets(user)
 
-    ack = await user_socket.call(event, AGENT_ONLY[event](ticket_id))
-    assert isinstance(ack, dict) and ack.get("success") is False, ack
-    assert isinstance(ack.get("message"), str) and ack["message"], ack
+    assert_failed_ack(await user_socket.call(event, AGENT_ONLY[event](ticket_id)))
     err = await user_socket.wait_for("error")
     assert err["type"] == "forbidden"
     assert isinstance(err["message"], str) and err["message"]

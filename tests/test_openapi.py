@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from support import Api, Person, PersonFactory
+from support import NOT_FOUND, Api, Person, PersonFactory, assert_status
 from supportchat.api.schemas import (
     AgentQueueOut,
     ClosedOut,
@@ -67,14 +67,14 @@ async def fetch_spec(api: Api) -> dict[str, Any]:
 
 
 def validate(resp: httpx.Response, model: type[M], status: int = 200) -> M:
-    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
+    assert_status(resp, status)
     body = resp.json()
     assert body.get("success") is True, body
     return model.model_validate(body)
 
 
 def validate_error(resp: httpx.Response, status: int) -> ErrorOut:
-    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
+    assert_status(resp, status)
     error = ErrorOut.model_validate(resp.json())
     assert error.success is False
     assert error.message
@@ -293,7 +293,7 @@ async def test_conflict_and_not_found_bodies_match_schema(
         201,
     ).data
     path = f"/api/chat/{started.ticketId}"
-    assert validate_error(await api.get(path, token=other), 404).message == "Chat ticket not found"
+    assert validate_error(await api.get(path, token=other), 404).message == NOT_FOUND
     validate_error(await api.get(f"{path}/messages?after=nope", token=owner), 404)
     validate(
         await api.post(f"/api/chat/admin/close/{started.ticketId}", token=agent),

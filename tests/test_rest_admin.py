@@ -7,54 +7,33 @@ tests only look at the entries of the tickets they made themselves.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 
-from support import Api, Cli, Person, PersonFactory, ServerInfo, make_token
+from support import (
+    DEFAULT_SUMMARY,
+    NOT_FOUND,
+    TIMESTAMP_RE,
+    Api,
+    Cli,
+    Person,
+    PersonFactory,
+    ServerInfo,
+    body_of,
+    error_body,
+    get_ticket,
+    make_token,
+    ok_data,
+    start_chat,
+)
 
-ID_RE = re.compile(r"^[0-9a-f]{24}$")
-ISO_MS_Z_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-DEFAULT_SUMMARY = "Chat session completed successfully"
 ALL_STATUSES = ["open", "in_progress", "waiting_for_user", "resolved", "closed"]
 
 
 # --- small helpers -----------------------------------------------------------------------
-
-
-def body_of(resp: httpx.Response, status: int) -> dict[str, Any]:
-    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
-    body = resp.json()
-    assert isinstance(body, dict), body
-    return body
-
-
-def ok_data(resp: httpx.Response, status: int = 200) -> Any:
-    body = body_of(resp, status)
-    assert body["success"] is True, body
-    return body["data"]
-
-
-def error_body(resp: httpx.Response, status: int) -> dict[str, Any]:
-    body = body_of(resp, status)
-    assert body["success"] is False, body
-    assert isinstance(body["message"], str) and body["message"], body
-    assert set(body) <= {"success", "message", "code", "errors"}, body
-    return body
-
-
-async def start(api: Api, who: Person, message: str = "Help me please", **extra: Any) -> Any:
-    resp = await api.post("/api/chat/start", token=who, json={"message": message, **extra})
-    return ok_data(resp, 201)
-
-
-async def get_ticket(api: Api, who: Person, ticket_id: str) -> dict[str, Any]:
-    ticket: dict[str, Any] = ok_data(await api.get(f"/api/chat/{ticket_id}", token=who))["ticket"]
-    return ticket
 
 
 async def queue(api: Api, agent: Person, status: str | None = None) -> Any:
@@ -84,7 +63,7 @@ async def test_admin_active_lists_active_chats_by_default(
     api: Api, user_factory: PersonFactory, agent: Person
 ) -> None:
     jane = user_factory(name="Jane Doe", email=None)
-    data = await start(api, jane, "I need help", category="technical_support", priority="high")
+    data = await start_chat(api, jane, "I need help", category="technical_support", priority="high")
 
     resp = await api.get("/api/chat/admin/active", token=agent)
     body = body_of(resp, 200)
@@ -99,7 +78,7 @@ async def test_admin_active_lists_active_chats_by_default(
     assert chat["priority"] == "high"
     assert chat["category"] == "technical_support"
     assert chat["subject"].startswith("Chat Support - ")
-    assert ISO_MS_Z_RE.match(chat["createdAt"]) and ISO_MS_Z_RE.match(chat["lastUpdated"])
+    assert TIMESTAMP_RE.match(chat["createdAt"]) and TIMESTAMP_RE.match(chat["lastUpdated"])
     assert chat["userId"]["fullName"] == "Jane Doe"
     assert chat["userId"]["email"] == jane.email
     assert chat["assignedTo"] is None
@@ -114,9 +93,9 @@ async def test_admin_active_lists_active_chats_by_default(
 async def test_admin_active_filters_by_status(
     api: Api, user_factory: PersonFactory, agent: Person
 ) -> None:
-    open_one = await start(api, user_factory())
-    taken = await start(api, user_factory())
-    done = await start(api, user_factory())
+    open_one = await start_chat(api, user_factory())
+    taken = await start_chat(api, user_factory())
+    done = await start_chat(api, user_factory())
     await join(api, agent, taken["ticketId"])
     await close(api, agent, done["ticketId"])
 
@@ -162,7 +141,7 @@ async def test_join_assigns_and_moves_to_in_progress(
     api: Api, user_factory: PersonFactory, agent: Person
 ) -> None:
     jane = user_factory(name="Jane Doe")
-    data = await start(api, jane, "Hello, I need help with my account")
+    data = await start_chat(api, jane, "Hello, I need help with my account")
     resp = await api.post(f"/api/chat/admin/join/{data['ticketId']}", token=agent)
     body = body_of(resp, 200)
     assert body["success"] is True
@@ -191,7 +170,7 @@ async def test_second_agent_join_keeps_first_assignee(
     api: Api, user: Person, agent_factory: PersonFactory
 ) -> None:
     first, second = agent_factory(), agent_factory()
-    data = await start(api, user)
+    data = await start_chat(api, user)
     assert (await join(api, first, data["ticketId"]))["assignedTo"] == first.id
     joined = await join(api, second, data["ticketId"])
     assert joined["assignedTo"] == first.id, "the response must name the real assignee"
@@ -205,7 +184,7 @@ async def test_join_keeps_in_progress_after_agent_reply(
     api: Api, user: Person, agent_factory: PersonFactory
 ) -> None:
     first, second = agent_factory(), agent_factory()
-    data = await start(api, user)
+    data = await start_chat(api, user)
     resp = await api.post(
         f"/api/chat/{data['ticketId']}/message", token=first, json={"message": "hi"}
     )
@@ -219,14 +198,14 @@ async def test_join_keeps_in_progress_after_agent_reply(
 async def test_join_unknown_or_malformed_ticket_is_not_found(api: Api, agent: Person) -> None:
     for bad in ["nope", "x" * 24, "0123456789abcdef01234567"]:
         body = error_body(await api.post(f"/api/chat/admin/join/{bad}", token=agent), 404)
-        assert body["message"] == "Chat ticket not found"
+        assert body["message"] == NOT_FOUND
 
 
 # --- POST /api/chat/admin/close/:ticketId ------------------------------------------------
 
 
 async def test_close_with_default_summary(api: Api, user: Person, agent: Person) -> None:
-    data = await start(api, user)
+    data = await start_chat(api, user)
     await join(api, agent, data["ticketId"])
     resp = await api.post(f"/api/chat/admin/close/{data['ticketId']}", token=agent)
     body = body_of(resp, 200)
@@ -235,7 +214,7 @@ async def test_close_with_default_summary(api: Api, user: Person, agent: Person)
     closed = body["data"]
     assert closed["ticketId"] == data["ticketId"]
     assert closed["ticketNumber"] == data["ticketNumber"]
-    assert ISO_MS_Z_RE.match(closed["resolvedAt"]), closed
+    assert TIMESTAMP_RE.match(closed["resolvedAt"]), closed
     assert closed["resolutionSummary"] == DEFAULT_SUMMARY
 
     ticket = await get_ticket(api, user, data["ticketId"])
@@ -249,7 +228,7 @@ async def test_close_with_default_summary(api: Api, user: Person, agent: Person)
 async def test_close_empty_summary_gets_default(
     api: Api, user: Person, agent: Person, body: dict[str, Any]
 ) -> None:
-    data = await start(api, user)
+    data = await start_chat(api, user)
     closed = await close(api, agent, data["ticketId"], body)
     assert closed["resolutionSummary"] == DEFAULT_SUMMARY
 
@@ -258,7 +237,7 @@ async def test_close_with_custom_summary_and_again(
     api: Api, user: Person, agent_factory: PersonFactory
 ) -> None:
     first, second = agent_factory(), agent_factory()
-    data = await start(api, user)
+    data = await start_chat(api, user)
     summary = "Account issue resolved successfully"
     closed = await close(api, first, data["ticketId"], {"resolutionSummary": summary})
     assert closed["resolutionSummary"] == summary
@@ -285,7 +264,7 @@ async def test_close_with_custom_summary_and_again(
 async def test_close_unknown_or_malformed_ticket_is_not_found(api: Api, agent: Person) -> None:
     for bad in ["nope", "0123456789abcdef01234567"]:
         body = error_body(await api.post(f"/api/chat/admin/close/{bad}", token=agent), 404)
-        assert body["message"] == "Chat ticket not found"
+        assert body["message"] == NOT_FOUND
 
 
 # --- authentication and authorization ----------------------------------------------------
@@ -319,7 +298,7 @@ async def call(api: Api, method: str, path: str, token: Person | str | None = No
 async def test_user_token_on_admin_endpoints_is_forbidden(
     api: Api, user: Person, user_factory: PersonFactory
 ) -> None:
-    data = await start(api, user)
+    data = await start_chat(api, user)
     for method, path in admin_calls(data["ticketId"]):
         error_body(await call(api, method, path, user), 403)
     # A role outside the admin set is a user too.
@@ -336,12 +315,12 @@ async def test_admin_roles_are_agents(
     api: Api, user: Person, agent_factory: PersonFactory, role: str
 ) -> None:
     agent = agent_factory(role=role)
-    data = await start(api, user)
+    data = await start_chat(api, user)
     assert (await join(api, agent, data["ticketId"]))["assignedTo"] == agent.id
 
 
 async def test_missing_token_is_401_token_missing(api: Api, user: Person) -> None:
-    data = await start(api, user)
+    data = await start_chat(api, user)
     for method, path in admin_calls(data["ticketId"]) + user_calls(data["ticketId"]):
         body = error_body(await call(api, method, path), 401)
         assert body["code"] == "TOKEN_MISSING", (method, path, body)
@@ -353,7 +332,7 @@ async def test_missing_token_is_401_token_missing(api: Api, user: Person) -> Non
 async def test_garbage_token_is_401_token_invalid(
     api: Api, user: Person, server: ServerInfo
 ) -> None:
-    data = await start(api, user)
+    data = await start_chat(api, user)
     now = int(time.time())
     claims = {"userId": "u-x", "fullName": "X", "email": "x@example.com", "exp": now + 600}
     wrong_secret = jwt.encode(claims, "not-the-server-secret-" * 3, algorithm="HS256")
@@ -369,7 +348,7 @@ async def test_garbage_token_is_401_token_invalid(
 async def test_expired_token_is_401_token_expired(
     api: Api, user: Person, user_factory: PersonFactory, agent_factory: PersonFactory
 ) -> None:
-    data = await start(api, user)
+    data = await start_chat(api, user)
     expired_user = user_factory(expires_in=-120)
     expired_agent = agent_factory(expires_in=-120)
     for who, calls in [

@@ -8,63 +8,37 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from support import Api, Person, PersonFactory
-
-ID_RE = re.compile(r"^[0-9a-f]{24}$")
-TICKET_NUMBER_RE = re.compile(r"^TKT-(\d{4})-(\d{6})$")
-ISO_MS_Z_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-NOT_FOUND = "Chat ticket not found"
-
+import support
+from support import (
+    NOT_FOUND,
+    OBJECT_ID_RE,
+    TICKET_NUMBER_RE,
+    Api,
+    Person,
+    PersonFactory,
+    assert_recent,
+    body_of,
+    get_ticket,
+    parse_ts,
+    start_chat,
+)
 
 # --- small helpers (the harness gives raw clients; these keep the tests readable) ---------
 
 
-def body_of(resp: httpx.Response, status: int) -> dict[str, Any]:
-    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
-    body = resp.json()
-    assert isinstance(body, dict), body
-    return body
-
-
 def ok_data(resp: httpx.Response, status: int = 200) -> Any:
-    body = body_of(resp, status)
-    assert body["success"] is True, body
-    assert isinstance(body["message"], str) and body["message"], body
-    return body["data"]
+    """support.ok_data; in this file every success must carry a message too."""
+    return support.ok_data(resp, status, with_message=True)
 
 
 def assert_not_found(resp: httpx.Response, message: str = NOT_FOUND) -> None:
     body = body_of(resp, 404)
     assert body["success"] is False, body
     assert body["message"] == message, body
-
-
-def parse_ts(value: str) -> datetime:
-    assert ISO_MS_Z_RE.match(value), f"not ISO 8601 UTC with milliseconds and Z: {value!r}"
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-def assert_recent(value: str, within: float = 120.0) -> None:
-    moment = parse_ts(value)
-    assert abs(datetime.now(UTC) - moment) < timedelta(seconds=within), value
-
-
-async def start(api: Api, who: Person, message: str = "Hello, I need help", **extra: Any) -> Any:
-    """Start a brand-new chat (asserts 201) and return its data."""
-    return ok_data(
-        await api.post("/api/chat/start", token=who, json={"message": message, **extra}), 201
-    )
-
-
-async def get_ticket(api: Api, who: Person, ticket_id: str) -> dict[str, Any]:
-    data = ok_data(await api.get(f"/api/chat/{ticket_id}", token=who))
-    ticket: dict[str, Any] = data["ticket"]
-    return ticket
 
 
 async def send(api: Api, who: Person, ticket_id: str, message: str, **extra: Any) -> Any:
@@ -105,26 +79,26 @@ async def test_start_creates_ticket_with_documented_envelope(api: Api, user: Per
     assert body["success"] is True
     assert body["message"] == "Chat session started successfully"
     data = body["data"]
-    assert ID_RE.match(data["ticketId"]), data
+    assert OBJECT_ID_RE.match(data["ticketId"]), data
     number = TICKET_NUMBER_RE.match(data["ticketNumber"])
     assert number, data["ticketNumber"]
     assert data["status"] == "open"
     assert data["isExisting"] is False
     assert len(data["messages"]) == 1
     first = data["messages"][0]
-    assert ID_RE.match(first["_id"]) and first["_id"] != data["ticketId"]
+    assert OBJECT_ID_RE.match(first["_id"]) and first["_id"] != data["ticketId"]
     assert first["sender"] == user.id
     assert first["senderModel"] == "DTUser"
     assert first["message"] == "Hello, I need help with my account"
     assert first["isAdminReply"] is False
     assert first["attachments"] == []
     assert first["seq"] == 1
-    assert_recent(first["timestamp"])
+    assert_recent(first["timestamp"], past=120, future=120)
     assert number.group(1) == first["timestamp"][:4]  # TKT-<year of creation>-...
 
 
 async def test_start_defaults_category_and_priority(api: Api, user: Person) -> None:
-    data = await start(api, user)
+    data = await start_chat(api, user)
     ticket = await get_ticket(api, user, data["ticketId"])
     assert ticket["category"] == "general_inquiry"
     assert ticket["priority"] == "medium"
@@ -140,13 +114,13 @@ async def test_start_with_explicit_category_and_priority(
         ("general_inquiry", "medium"),
     ]:
         person = user_factory()
-        data = await start(api, person, category=category, priority=priority)
+        data = await start_chat(api, person, category=category, priority=priority)
         ticket = await get_ticket(api, person, data["ticketId"])
         assert (ticket["category"], ticket["priority"]) == (category, priority)
 
 
 async def test_start_subject_is_chat_support_and_date(api: Api, user: Person) -> None:
-    data = await start(api, user)
+    data = await start_chat(api, user)
     ticket = await get_ticket(api, user, data["ticketId"])
     created = parse_ts(ticket["createdAt"])
     assert ticket["subject"] == f"Chat Support - {created.month}/{created.day}/{created.year}"
@@ -154,7 +128,7 @@ async def test_start_subject_is_chat_support_and_date(api: Api, user: Person) ->
 
 
 async def test_second_start_while_active_appends_to_existing_chat(api: Api, user: Person) -> None:
-    first = await start(api, user, "first message")
+    first = await start_chat(api, user, "first message")
     resp = await api.post("/api/chat/start", token=user, json={"message": "second message"})
     body = body_of(resp, 200)
     assert body["success"] is True
@@ -174,9 +148,9 @@ async def test_second_start_while_active_appends_to_existing_chat(api: Api, user
 
 
 async def test_start_after_close_creates_new_ticket(api: Api, user: Person, agent: Person) -> None:
-    first = await start(api, user, "first chat")
+    first = await start_chat(api, user, "first chat")
     await close(api, agent, first["ticketId"])
-    second = await start(api, user, "second chat")
+    second = await start_chat(api, user, "second chat")
     assert second["isExisting"] is False
     assert second["ticketId"] != first["ticketId"]
     assert second["ticketNumber"] != first["ticketNumber"]
@@ -191,7 +165,7 @@ async def test_start_after_close_creates_new_ticket(api: Api, user: Person, agen
 async def test_start_with_attachments_round_trips(api: Api, user: Person) -> None:
     files = [{"fileName": "shot.png", "fileUrl": "https://cdn.example.com/shot.png",
               "fileType": "image/png"}]  # fmt: skip
-    data = await start(api, user, "see attached", attachments=files)
+    data = await start_chat(api, user, "see attached", attachments=files)
     assert data["messages"][0]["attachments"] == files
     ticket = await get_ticket(api, user, data["ticketId"])
     assert ticket["messages"][0]["attachments"] == files
@@ -206,7 +180,7 @@ async def make_chats(api: Api, user: Person, agent: Person, count: int) -> list[
     """`count` tickets for `user`, all but the last closed; ids in creation order."""
     ids = []
     for i in range(count):
-        data = await start(api, user, f"chat {i}")
+        data = await start_chat(api, user, f"chat {i}")
         ids.append(data["ticketId"])
         if i < count - 1:
             await close(api, agent, data["ticketId"])
@@ -269,9 +243,9 @@ async def test_history_shows_only_own_tickets_with_messages(
     api: Api, user_factory: PersonFactory, agent: Person
 ) -> None:
     alice, bob = user_factory(), user_factory()
-    mine = await start(api, alice, "alice's question")
+    mine = await start_chat(api, alice, "alice's question")
     await send(api, alice, mine["ticketId"], "more details")
-    await start(api, bob, "bob's question")
+    await start_chat(api, bob, "bob's question")
     await send(api, agent, mine["ticketId"], "agent answer")
 
     data = await history(api, alice)
@@ -290,7 +264,7 @@ async def test_history_shows_only_own_tickets_with_messages(
 
 
 async def test_history_shows_assignee_and_resolution(api: Api, user: Person, agent: Person) -> None:
-    data = await start(api, user)
+    data = await start_chat(api, user)
     ok_data(await api.post(f"/api/chat/admin/join/{data['ticketId']}", token=agent))
     await close(api, agent, data["ticketId"], resolutionSummary="done")
     chat = (await history(api, user))["chats"][0]
@@ -300,7 +274,7 @@ async def test_history_shows_assignee_and_resolution(api: Api, user: Person, age
 
 
 async def test_history_limit_is_capped_at_100(api: Api, user: Person) -> None:
-    await start(api, user)
+    await start_chat(api, user)
     data = await history(api, user, limit=1000)
     assert data["pagination"]["limit"] == 100
     assert data["pagination"]["totalChats"] == 1
@@ -325,7 +299,7 @@ async def test_user_active_chats(api: Api, user: Person, agent: Person) -> None:
     before = ok_data(await api.get("/api/chat/active", token=user))
     assert before == {"activeChats": [], "count": 0}
 
-    data = await start(api, user, "active one")
+    data = await start_chat(api, user, "active one")
     during = ok_data(await api.get("/api/chat/active", token=user))
     assert during["count"] == 1
     assert [c["_id"] for c in during["activeChats"]] == [data["ticketId"]]
@@ -341,7 +315,7 @@ async def test_user_active_chats(api: Api, user: Person, agent: Person) -> None:
 
 async def test_user_active_chats_exclude_other_users(api: Api, user_factory: PersonFactory) -> None:
     alice, bob = user_factory(), user_factory()
-    await start(api, bob)
+    await start_chat(api, bob)
     assert ok_data(await api.get("/api/chat/active", token=alice))["count"] == 0
 
 
@@ -349,7 +323,7 @@ async def test_user_active_chats_exclude_other_users(api: Api, user_factory: Per
 
 
 async def test_get_ticket_as_owner(api: Api, user: Person) -> None:
-    data = await start(api, user, "the question", category="account_support", priority="high")
+    data = await start_chat(api, user, "the question", category="account_support", priority="high")
     resp = await api.get(f"/api/chat/{data['ticketId']}", token=user)
     body = body_of(resp, 200)
     assert body["success"] is True
@@ -365,7 +339,7 @@ async def test_get_ticket_as_owner(api: Api, user: Person) -> None:
     assert ticket["userId"]["_id"] == user.id
     assert ticket["userId"]["fullName"] == user.name
     assert ticket["userId"]["email"] == user.email
-    assert_recent(ticket["createdAt"])
+    assert_recent(ticket["createdAt"], past=120, future=120)
     parse_ts(ticket["lastUpdated"])
     assert ticket["messages"] == data["messages"]
 
@@ -374,14 +348,14 @@ async def test_get_ticket_of_another_user_is_not_found(
     api: Api, user_factory: PersonFactory
 ) -> None:
     owner, other = user_factory(), user_factory()
-    data = await start(api, owner)
+    data = await start_chat(api, owner)
     assert_not_found(await api.get(f"/api/chat/{data['ticketId']}", token=other))
 
 
 async def test_get_ticket_as_any_agent(
     api: Api, user: Person, agent_factory: PersonFactory
 ) -> None:
-    data = await start(api, user, "help")
+    data = await start_chat(api, user, "help")
     first, second = agent_factory(), agent_factory()
     for who in (first, second):
         ticket = await get_ticket(api, who, data["ticketId"])
@@ -398,7 +372,7 @@ async def test_get_ticket_as_any_agent(
 async def test_get_ticket_malformed_or_unknown_id_is_not_found(
     api: Api, user: Person, agent: Person
 ) -> None:
-    await start(api, user)
+    await start_chat(api, user)
     bad_ids = ["abc", "not-a-ticket-id", "g" * 24, "0" * 23, "0" * 25, "%20", unknown_id()]
     for who in (user, agent):
         for bad in bad_ids:
@@ -409,7 +383,7 @@ async def test_get_ticket_malformed_or_unknown_id_is_not_found(
 
 
 async def test_send_message_as_user(api: Api, user: Person) -> None:
-    data = await start(api, user, "first")
+    data = await start_chat(api, user, "first")
     resp = await api.post(
         f"/api/chat/{data['ticketId']}/message", token=user, json={"message": "Thank you!"}
     )
@@ -417,8 +391,8 @@ async def test_send_message_as_user(api: Api, user: Person) -> None:
     assert body["success"] is True
     assert body["message"] == "Message sent successfully"
     sent = body["data"]
-    assert ID_RE.match(sent["messageId"])
-    assert_recent(sent["timestamp"])
+    assert OBJECT_ID_RE.match(sent["messageId"])
+    assert_recent(sent["timestamp"], past=120, future=120)
     assert sent["ticketStatus"] == "open"
     assert sent["seq"] == 2
     again = await send(api, user, data["ticketId"], "and another")
@@ -438,7 +412,7 @@ async def test_send_message_as_user(api: Api, user: Person) -> None:
 
 
 async def test_send_message_attachments_round_trip(api: Api, user: Person) -> None:
-    data = await start(api, user)
+    data = await start_chat(api, user)
     files = [
         {"fileName": "invoice.pdf", "fileUrl": "https://files.example.com/invoice.pdf",
          "fileType": "application/pdf"},
@@ -459,7 +433,7 @@ async def test_send_message_attachments_round_trip(api: Api, user: Person) -> No
 async def test_agent_rest_reply_moves_open_chat_to_in_progress(
     api: Api, user: Person, agent: Person
 ) -> None:
-    data = await start(api, user, "hello?")
+    data = await start_chat(api, user, "hello?")
     sent = await send(api, agent, data["ticketId"], "Hi! How can I help?")
     assert sent["ticketStatus"] == "in_progress"
     assert sent["seq"] == 2
@@ -484,7 +458,7 @@ async def test_send_to_another_users_ticket_is_not_found(
     api: Api, user_factory: PersonFactory
 ) -> None:
     owner, other = user_factory(), user_factory()
-    data = await start(api, owner, "private")
+    data = await start_chat(api, owner, "private")
     resp = await api.post(
         f"/api/chat/{data['ticketId']}/message", token=other, json={"message": "intrusion"}
     )
@@ -503,7 +477,7 @@ async def test_send_to_malformed_or_unknown_ticket_is_not_found(
 
 
 async def test_send_to_closed_chat_is_refused(api: Api, user: Person, agent: Person) -> None:
-    data = await start(api, user, "question")
+    data = await start_chat(api, user, "question")
     closed = await close(api, agent, data["ticketId"])
     before = await get_ticket(api, user, data["ticketId"])
     for who in (user, agent):
@@ -521,7 +495,7 @@ async def test_send_to_closed_chat_is_refused(api: Api, user: Person, agent: Per
 
 
 async def test_client_message_id_repeat_stores_once(api: Api, user: Person) -> None:
-    data = await start(api, user)
+    data = await start_chat(api, user)
     first = await send(api, user, data["ticketId"], "once only", clientMessageId="cm-1")
     again = await send(api, user, data["ticketId"], "once only", clientMessageId="cm-1")
     assert again["messageId"] == first["messageId"]
@@ -536,8 +510,8 @@ async def test_client_message_id_repeat_stores_once(api: Api, user: Person) -> N
 
 async def test_client_message_id_is_per_ticket(api: Api, user_factory: PersonFactory) -> None:
     alice, bob = user_factory(), user_factory()
-    a = await start(api, alice)
-    b = await start(api, bob)
+    a = await start_chat(api, alice)
+    b = await start_chat(api, bob)
     sent_a = await send(api, alice, a["ticketId"], "from alice", clientMessageId="same")
     sent_b = await send(api, bob, b["ticketId"], "from bob", clientMessageId="same")
     assert sent_a["messageId"] != sent_b["messageId"]
@@ -549,7 +523,7 @@ async def test_client_message_id_is_per_ticket(api: Api, user_factory: PersonFac
 
 async def chat_with_messages(api: Api, user: Person, count: int) -> tuple[str, list[str]]:
     """A ticket holding `count` messages ("m1".."m<count>"); returns its id and message ids."""
-    data = await start(api, user, "m1")
+    data = await start_chat(api, user, "m1")
     ids = [data["messages"][0]["_id"]]
     for i in range(2, count + 1):
         ids.append((await send(api, user, data["ticketId"], f"m{i}"))["messageId"])

@@ -5,22 +5,10 @@ idempotent sends must hold when requests race (asyncio.gather over real connecti
 from __future__ import annotations
 
 import asyncio
-import re
-from typing import Any
 
 import httpx
 
-from support import Api, Person, PersonFactory, ServerInfo
-
-TICKET_NUMBER_RE = re.compile(r"^TKT-(\d{4})-(\d{6})$")
-
-
-def ok_data(resp: httpx.Response, *statuses: int) -> Any:
-    allowed = statuses or (200,)
-    assert resp.status_code in allowed, f"expected {allowed}, got {resp.status_code}: {resp.text}"
-    body = resp.json()
-    assert body["success"] is True, body
-    return body["data"]
+from support import TICKET_NUMBER_RE, Api, Person, PersonFactory, ServerInfo, get_ticket, ok_data
 
 
 def sequence(ticket_number: str) -> tuple[int, int]:
@@ -30,12 +18,8 @@ def sequence(ticket_number: str) -> tuple[int, int]:
 
 
 async def start(api: Api, who: Person, message: str) -> httpx.Response:
+    """POST /api/chat/start; the raw response (201 new chat, 200 existing one)."""
     return await api.post("/api/chat/start", token=who, json={"message": message})
-
-
-async def get_ticket(api: Api, who: Person, ticket_id: str) -> dict[str, Any]:
-    ticket: dict[str, Any] = ok_data(await api.get(f"/api/chat/{ticket_id}", token=who))["ticket"]
-    return ticket
 
 
 async def test_concurrent_starts_by_different_users_get_unique_numbers(

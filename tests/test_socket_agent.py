@@ -7,68 +7,31 @@ API document "Admin Events"; CONTRACT.md "Real-time delivery rules".
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from support import Api, Person, PersonFactory, SocketClient, SocketFactory
-
-ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
-QUIET = 0.3
-DEFAULT_RESOLUTION = "Chat session completed successfully"
-
+from support import (
+    DEFAULT_SUMMARY,
+    OBJECT_ID_RE,
+    QUIET,
+    Api,
+    Person,
+    PersonFactory,
+    SocketClient,
+    SocketFactory,
+    assert_failed_ack,
+    assert_recent,
+    get_ticket,
+    of_ticket,
+    ok_call,
+    start_chat,
+    with_text,
+)
 
 # --- helpers ---------------------------------------------------------------------------
 
 
-def of_ticket(ticket_id: str) -> Any:
-    return lambda d: isinstance(d, dict) and d.get("ticketId") == ticket_id
-
-
-def with_text(ticket_id: str, text: str) -> Any:
-    return lambda d: (
-        isinstance(d, dict) and d.get("ticketId") == ticket_id and d.get("message") == text
-    )
-
-
 def of_admin(agent_id: str) -> Any:
     return lambda d: isinstance(d, dict) and d.get("adminId") == agent_id
-
-
-async def start_chat(
-    api: Api, user: Person, message: str = "Hello, I need help", **extra: Any
-) -> dict[str, Any]:
-    resp = await api.post("/api/chat/start", token=user, json={"message": message, **extra})
-    assert resp.status_code == 201, resp.text
-    data: dict[str, Any] = resp.json()["data"]
-    return data
-
-
-async def get_ticket(api: Api, who: Person, ticket_id: str) -> dict[str, Any]:
-    resp = await api.get(f"/api/chat/{ticket_id}", token=who)
-    assert resp.status_code == 200, resp.text
-    ticket: dict[str, Any] = resp.json()["data"]["ticket"]
-    return ticket
-
-
-async def ok_call(client: SocketClient, event: str, data: Any = None) -> dict[str, Any]:
-    ack = await client.call(event, data)
-    assert isinstance(ack, dict) and ack.get("success") is True, ack
-    return ack
-
-
-def assert_recent(value: str) -> None:
-    assert ISO_MS.match(value), value
-    moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    now = datetime.now(UTC)
-    assert now - timedelta(seconds=60) <= moment <= now + timedelta(seconds=5), value
-
-
-def assert_failed_ack(ack: Any) -> None:
-    assert isinstance(ack, dict), ack
-    assert ack.get("success") is False, ack
-    assert isinstance(ack.get("message"), str) and ack["message"], ack
 
 
 def statuses(client: SocketClient, agent_id: str) -> list[tuple[bool, int]]:
@@ -268,7 +231,7 @@ async def test_admin_send_message(
     sent = await sender.wait_for("message_sent", of_ticket(ticket_id))
     assert sent["status"] == "sent"
     assert sent["seq"] == 2
-    assert OBJECT_ID.match(sent["messageId"])
+    assert OBJECT_ID_RE.match(sent["messageId"])
     assert ack["data"]["messageId"] == sent["messageId"]
     assert ack["data"]["timestamp"] == sent["timestamp"]
 
@@ -420,18 +383,18 @@ async def test_admin_close_chat_default_summary_and_closing_twice(
     user_socket = await sockets(user)
     await ok_call(agent_socket, "admin_close_chat", {"ticketId": ticket_id})
     closed = await user_socket.wait_for("chat_closed", of_ticket(ticket_id))
-    assert closed["resolutionSummary"] == DEFAULT_RESOLUTION
+    assert closed["resolutionSummary"] == DEFAULT_SUMMARY
     first_closed_at = closed["closedAt"]
 
     ack = await ok_call(
         agent_socket, "admin_close_chat", {"ticketId": ticket_id, "resolutionSummary": "again"}
     )
-    assert ack["data"]["resolutionSummary"] == DEFAULT_RESOLUTION  # the existing resolution
+    assert ack["data"]["resolutionSummary"] == DEFAULT_SUMMARY  # the existing resolution
     await user_socket.assert_no("chat_closed", of_ticket(ticket_id), within=QUIET)
     await agent_socket.wait_for("chat_closed", of_ticket(ticket_id))  # the first one
     await agent_socket.assert_no("chat_closed", of_ticket(ticket_id), within=0.0)
     ticket = await get_ticket(api, user, ticket_id)
-    assert ticket["resolutionSummary"] == DEFAULT_RESOLUTION
+    assert ticket["resolutionSummary"] == DEFAULT_SUMMARY
     assert ticket["resolvedAt"] == first_closed_at
 
 

@@ -15,34 +15,28 @@ from typing import Any
 
 import pytest
 
-from support import Api, Person, PersonFactory, ServerInfo, SocketClient, SocketFactory
+from support import (
+    NOT_FOUND,
+    OPENING,
+    Api,
+    Person,
+    PersonFactory,
+    ServerInfo,
+    SocketClient,
+    SocketFactory,
+    assert_chat_error,
+    assert_failed_ack,
+    get_ticket,
+    of_ticket,
+    start_chat,
+)
 
 UNKNOWN_ID = "0123456789abcdef01234567"  # well formed, names no ticket
-NOT_FOUND = "Chat ticket not found"
-OPENING = "Hello, I need help"
 GOOD_FILE = {"fileName": "a.png", "fileUrl": "https://files.example.com/a.png"}
 _MISSING = object()
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def of_ticket(ticket_id: str) -> Any:
-    return lambda d: isinstance(d, dict) and d.get("ticketId") == ticket_id
-
-
-async def start_chat(api: Api, user: Person, message: str = OPENING) -> dict[str, Any]:
-    resp = await api.post("/api/chat/start", token=user, json={"message": message})
-    assert resp.status_code == 201, resp.text
-    data: dict[str, Any] = resp.json()["data"]
-    return data
-
-
-async def get_ticket(api: Api, who: Person, ticket_id: str) -> dict[str, Any]:
-    resp = await api.get(f"/api/chat/{ticket_id}", token=who)
-    assert resp.status_code == 200, resp.text
-    ticket: dict[str, Any] = resp.json()["data"]["ticket"]
-    return ticket
 
 
 class ServerLog:
@@ -73,15 +67,10 @@ async def assert_refused(
         ack = await client.call(event)
     else:
         ack = await client.call(event, payload)
-    assert isinstance(ack, dict), ack
-    assert ack.get("success") is False, ack
-    assert isinstance(ack.get("message"), str) and ack["message"], ack
-    err = await client.wait_for("chat_error")
+    assert_failed_ack(ack)
+    err: dict[str, Any] = await client.wait_for("chat_error")
     assert len(client.events("chat_error")) == before + 1
-    assert isinstance(err, dict), err
-    assert isinstance(err.get("type"), str) and err["type"], err
-    assert isinstance(err.get("message"), str) and err["message"], err
-    assert "ticketId" in err, err
+    assert_chat_error(err)
     if expect_ticket is not _MISSING:
         assert err["ticketId"] == expect_ticket, err
     # A validation failure, not a crash answered generically.
@@ -409,9 +398,7 @@ async def test_odd_characters_are_answered_and_never_a_server_fault(
     )
     assert isinstance(ack, dict), ack
     if ack.get("success") is True:
-        resp = await api.get(f"/api/chat/{scene.ticket_id}", token=scene.user)
-        assert resp.status_code == 200, resp.text
-        assert len(resp.json()["data"]["ticket"]["messages"]) == 2
+        assert len((await get_ticket(api, scene.user, scene.ticket_id))["messages"]) == 2
         await scene.agent_socket.wait_for("user_message", of_ticket(scene.ticket_id))
     else:
         assert ack.get("code") != "INTERNAL_ERROR", ack

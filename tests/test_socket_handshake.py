@@ -17,35 +17,23 @@ import httpx
 import jwt
 import pytest
 
-from support import Api, Person, PersonFactory, ServerInfo, SocketClient, SocketFactory, make_token
+from support import (
+    Api,
+    Person,
+    PersonFactory,
+    ServerInfo,
+    SocketClient,
+    SocketFactory,
+    close_fast,
+    make_token,
+    of_ticket,
+    start_chat,
+)
 
 AUTH_FAILED = {"type": "authentication_failed", "code": "AUTH_ERROR"}
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def of_ticket(ticket_id: str) -> Any:
-    return lambda d: isinstance(d, dict) and d.get("ticketId") == ticket_id
-
-
-async def start_chat(api: Api, user: Person, message: str = "Hello, I need help") -> dict[str, Any]:
-    resp = await api.post("/api/chat/start", token=user, json={"message": message})
-    assert resp.status_code == 201, resp.text
-    data: dict[str, Any] = resp.json()["data"]
-    return data
-
-
-async def close_fast(client: SocketClient) -> None:
-    """Disconnect without waiting for a pending long-poll GET.
-
-    python-engineio's client waits on a normal disconnect of a polling connection until
-    its outstanding GET returns, which the server only answers at its next ping (~25 s);
-    aborting sends the close packet and returns at once. Harmless for websockets."""
-    sio = client.sio
-    if sio is not None and sio.connected:
-        await sio.eio.disconnect(abort=True)
-    await client.disconnect()
 
 
 async def acts_as_owner(client: SocketClient, ticket_id: str) -> bool:

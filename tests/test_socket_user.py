@@ -6,77 +6,42 @@ API document "User Events"; CONTRACT.md "Real-time delivery rules".
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
 import pytest
 
-from support import Api, Person, PersonFactory, SocketClient, SocketFactory
-
-ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
-QUIET = 0.3  # window for "this never arrives" checks, after a barrier event
-
+from support import (
+    OBJECT_ID_RE,
+    QUIET,
+    Api,
+    Person,
+    PersonFactory,
+    SocketClient,
+    SocketFactory,
+    assert_chat_error,
+    assert_failed_ack,
+    assert_recent,
+    get_ticket,
+    of_ticket,
+    ok_call,
+    start_chat,
+    with_text,
+)
 
 # --- helpers ---------------------------------------------------------------------------
 
 
-def of_ticket(ticket_id: str) -> Any:
-    return lambda d: isinstance(d, dict) and d.get("ticketId") == ticket_id
+async def join_as_agent(client: SocketClient, ticket_id: str) -> None:
+    await ok_call(client, "join_chat", {"ticketId": ticket_id})
 
 
-def with_text(ticket_id: str, text: str) -> Any:
-    return lambda d: (
-        isinstance(d, dict) and d.get("ticketId") == ticket_id and (d.get("message") == text)
-    )
-
-
-async def start_chat(api: Api, user: Person, message: str = "Hello, I need help") -> dict[str, Any]:
-    resp = await api.post("/api/chat/start", token=user, json={"message": message})
-    assert resp.status_code == 201, resp.text
-    data: dict[str, Any] = resp.json()["data"]
-    return data
-
-
-async def get_ticket(api: Api, who: Person, ticket_id: str) -> dict[str, Any]:
-    resp = await api.get(f"/api/chat/{ticket_id}", token=who)
-    assert resp.status_code == 200, resp.text
-    ticket: dict[str, Any] = resp.json()["data"]["ticket"]
-    return ticket
-
-
-async def join_as_agent(client: SocketClient, ticket_id: str) -> dict[str, Any]:
-    ack = await client.call("join_chat", {"ticketId": ticket_id})
-    assert ack["success"] is True, ack
-    data: dict[str, Any] = ack["data"]
-    return data
-
-
-def parse_iso(value: str) -> datetime:
-    assert ISO_MS.match(value), value
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-def assert_recent(value: str) -> None:
-    moment = parse_iso(value)
-    now = datetime.now(UTC)
-    assert now - timedelta(seconds=60) <= moment <= now + timedelta(seconds=5), value
-
-
-def assert_failed_ack(ack: Any) -> None:
-    assert isinstance(ack, dict), ack
-    assert ack.get("success") is False, ack
-    assert isinstance(ack.get("message"), str) and ack["message"], ack
-
-
-def assert_chat_error(err: Any, ticket_id: str | None) -> None:
-    assert isinstance(err, dict), err
-    assert isinstance(err.get("type"), str) and err["type"], err
-    assert isinstance(err.get("message"), str) and err["message"], err
-    assert "ticketId" in err, err
-    if ticket_id is not None:
-        assert err["ticketId"] == ticket_id, err
+async def follower_and_bystander(
+    sockets: SocketFactory, agent_factory: PersonFactory, ticket_id: str
+) -> tuple[SocketClient, SocketClient]:
+    """Sockets of two new agents: one that joined the ticket, and one that did not."""
+    follower, bystander = agent_factory(), agent_factory()
+    follower_socket = await sockets(follower)
+    bystander_socket = await sockets(bystander)
+    await join_as_agent(follower_socket, ticket_id)
+    return follower_socket, bystander_socket
 
 
 # --- join_chat_room ----------------------------------------------------------------------
@@ -171,10 +136,9 @@ async def test_send_message_full_fan_out(
     Every agent: user_message. An agent who joined: new_message with every field."""
     chat = await start_chat(api, user)
     ticket_id = chat["ticketId"]
-    follower, bystander = agent_factory(), agent_factory()
-    follower_socket = await sockets(follower)
-    bystander_socket = await sockets(bystander)
-    await join_as_agent(follower_socket, ticket_id)
+    follower_socket, bystander_socket = await follower_and_bystander(
+        sockets, agent_factory, ticket_id
+    )
     sender = await sockets(user)
     other = await sockets(user)
 
@@ -182,7 +146,7 @@ async def test_send_message_full_fan_out(
     assert ack["success"] is True, ack
     sent = await sender.wait_for("message_sent", of_ticket(ticket_id))
     assert sent["status"] == "sent"
-    assert OBJECT_ID.match(sent["messageId"]), sent
+    assert OBJECT_ID_RE.match(sent["messageId"]), sent
     assert sent["ticketId"] == ticket_id
     assert sent["seq"] == 2  # the opening message is 1
     assert_recent(sent["timestamp"])
@@ -367,10 +331,9 @@ async def test_rest_message_by_user_emits_socket_events(
 ) -> None:
     chat = await start_chat(api, user)
     ticket_id = chat["ticketId"]
-    follower, bystander = agent_factory(), agent_factory()
-    follower_socket = await sockets(follower)
-    bystander_socket = await sockets(bystander)
-    await join_as_agent(follower_socket, ticket_id)
+    follower_socket, bystander_socket = await follower_and_bystander(
+        sockets, agent_factory, ticket_id
+    )
     user_socket = await sockets(user)
 
     resp = await api.post(
@@ -414,10 +377,9 @@ async def test_user_typing_reaches_only_agents_who_joined(
     api: Api, sockets: SocketFactory, user: Person, agent_factory: PersonFactory
 ) -> None:
     ticket_id = (await start_chat(api, user))["ticketId"]
-    follower, bystander = agent_factory(), agent_factory()
-    follower_socket = await sockets(follower)
-    bystander_socket = await sockets(bystander)
-    await join_as_agent(follower_socket, ticket_id)
+    follower_socket, bystander_socket = await follower_and_bystander(
+        sockets, agent_factory, ticket_id
+    )
     typist = await sockets(user)
     other = await sockets(user)
 

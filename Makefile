@@ -1,7 +1,7 @@
 # supportchat build/test entry points (GNU make).
 #
 #   make install       runtime deps into .venv (idempotent, stamp-based)
-#   make install-test  + test extra, PostgreSQL server binaries, tests/js node modules
+#   make install-test  + test extra, PostgreSQL and Redis servers, tests/js node modules
 #   make run           migrate the default SQLite database and serve on 127.0.0.1:8000
 #   make test          ruff + mypy + pytest (extra pytest args: make test PYTEST_ARGS='-k foo -x')
 #   make lint          ruff + mypy only
@@ -28,7 +28,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 PYTEST_ARGS ?=
 SERVE_ARGS ?=
 
-.PHONY: help install install-test postgres-bin js-deps run test lint lock clean distclean
+.PHONY: help install install-test postgres-bin redis-bin js-deps run test lint lock clean distclean
 
 help:
 	@sed -n '3,10s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
@@ -49,7 +49,7 @@ $(TEST_STAMP): $(STAMP)
 
 install: $(STAMP)
 
-install-test: $(TEST_STAMP) postgres-bin js-deps
+install-test: $(TEST_STAMP) postgres-bin redis-bin js-deps
 
 # The test suite starts a throwaway PostgreSQL cluster, so it needs the server
 # binaries (initdb, pg_ctl, postgres), not just a client library.
@@ -62,6 +62,20 @@ postgres-bin:
 	  else \
 	    echo "warning: PostgreSQL server binaries missing and not root;" \
 	         "postgres-backed tests will be skipped (or fail when CI=true)" >&2; \
+	  fi; \
+	fi
+
+# The shared rate-limit tests (tests/test_rate_limits.py) start a throwaway redis-server
+# so that two server processes count against one store.
+redis-bin:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "redis-server missing: installing the redis-server package"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -q && apt-get install -y -q --no-install-recommends redis-server </dev/null; \
+	  else \
+	    echo "warning: redis-server missing and not root;" \
+	         "Redis-backed tests will be skipped (or fail when CI=true)" >&2; \
 	  fi; \
 	fi
 

@@ -22,7 +22,11 @@ class RateLimitHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 window = scope.get("state", {}).get("rate_window")
-                if isinstance(window, Window):
+                already = any(
+                    name == b"x-ratelimit-limit" for name, _ in message.get("headers", [])
+                )
+                # A 429 already describes the quota that refused it; don't add a second set.
+                if isinstance(window, Window) and not already:
                     message.setdefault("headers", [])
                     message["headers"] = [
                         *message["headers"],

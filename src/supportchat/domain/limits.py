@@ -62,17 +62,33 @@ class RateLimits:
         item = self._items[quota]
         allowed = await self._limiter.hit(item, quota.value, *key)
         stats = await self._limiter.get_window_stats(item, quota.value, *key)
-        window = Window(item.amount, max(0, stats.remaining), stats.reset_time)
         if not allowed:
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-            raise RateLimited(
-                f"Too many {_WHAT[quota]}: the limit is {item.amount} per "
-                f"{_period(item)}. Retry in {retry_after} seconds.",
-                retry_after=retry_after,
-                limit=item.amount,
-                reset_at=stats.reset_time,
-            )
-        return window
+            raise self._refusal(quota, stats.reset_time)
+        return Window(item.amount, max(0, stats.remaining), stats.reset_time)
+
+    async def hit_all(self, *uses: tuple[Quota, tuple[str, ...]]) -> None:
+        """Count one use of each quota, or of none: an action that one quota refuses is
+        not charged to the others."""
+        if not self.enabled:
+            return
+        for quota, key in uses:
+            item = self._items[quota]
+            if not await self._limiter.test(item, quota.value, *key):
+                stats = await self._limiter.get_window_stats(item, quota.value, *key)
+                raise self._refusal(quota, stats.reset_time)
+        for quota, key in uses:
+            await self.hit(quota, *key)
+
+    def _refusal(self, quota: Quota, reset_at: float) -> RateLimited:
+        item = self._items[quota]
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        return RateLimited(
+            f"Too many {_WHAT[quota]}: the limit is {item.amount} per "
+            f"{_period(item)}. Retry in {retry_after} seconds.",
+            retry_after=retry_after,
+            limit=item.amount,
+            reset_at=reset_at,
+        )
 
 
 def _period(item: RateLimitItem) -> str:

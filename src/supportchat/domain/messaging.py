@@ -60,9 +60,10 @@ async def send_message(
 async def count_message(chat: Chat, ticket: Ticket, sender: Actor) -> None:
     """Charge a message that is about to be stored to its chat's quota (and an agent's
     reply to their admin actions). Refused sends and repeats are never charged."""
-    await chat.limits.hit(Quota.MESSAGES, ticket.id)
+    uses = [(Quota.MESSAGES, (ticket.id,))]
     if sender.is_agent:
-        await chat.limits.hit(Quota.ADMIN, sender.id)
+        uses.append((Quota.ADMIN, (sender.id,)))
+    await chat.limits.hit_all(*uses)
 
 
 async def post_message(

@@ -12,6 +12,7 @@ import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from . import __version__
 from .api import admin_routes, chat_routes
@@ -28,6 +29,7 @@ from .domain.context import Chat
 from .domain.errors import ChatError
 from .domain.inputs import Rules
 from .domain.limits import Quota, RateLimits
+from .realtime.backpressure import SlowClientGuard
 from .realtime.codec import OrjsonCodec
 from .realtime.compat import CompatHandlers
 from .realtime.connections import Connections
@@ -40,7 +42,7 @@ from .storage.database import Database
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> socketio.ASGIApp:
+def create_app(settings: Settings) -> ASGIApp:
     settings.ensure_data_dir()
     database = Database(settings.resolved_database_url)
     sio = socketio.AsyncServer(
@@ -83,14 +85,21 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
     compat = CompatHandlers(sio, chat, documented)
     compat.register(dispatch)
     connections.after_connect.append(compat.send_active_tickets)
+    guard = SlowClientGuard(
+        sio,
+        max_queued_packets=settings.max_queued_packets,
+        interval=settings.slow_client_check_seconds,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         beat = asyncio.create_task(_presence_heartbeat(chat, node_id, settings))
+        slow_clients = asyncio.create_task(guard.run())
         try:
             yield
         finally:
             beat.cancel()
+            slow_clients.cancel()
             with contextlib.suppress(ChatError):
                 await presence.forget_node(chat, node_id)
             await database.dispose()
@@ -121,7 +130,6 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
         ],
     )
     api.add_middleware(RateLimitHeaders)
-    api.add_middleware(BodySizeLimit, max_bytes=settings.max_http_buffer_size)
     install_error_handlers(api)
     install_openapi(api)
     api.include_router(admin_routes.router)
@@ -141,7 +149,13 @@ def create_app(settings: Settings) -> socketio.ASGIApp:
             503,
         )
 
-    return socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
+    # The guard's wrapper sees each websocket's transport, to abort a stalled one. The
+    # body cap wraps Engine.IO's long-polling too: the engine answers an oversized POST
+    # by waiting for a close that never comes, holding the request open.
+    return BodySizeLimit(
+        guard.wrap(socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")),
+        max_bytes=settings.max_http_buffer_size,
+    )
 
 
 async def _presence_heartbeat(chat: Chat, node_id: str, settings: Settings) -> None:

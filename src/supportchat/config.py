@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     max_attachments: int = Field(default=10, ge=0)
     # Largest REST request body and Engine.IO packet accepted, in bytes.
     max_http_buffer_size: int = Field(default=64 * 1024, ge=1024)
+    # A socket with more outgoing packets queued than this is disconnected: its client is
+    # not reading, and the queue would otherwise grow without bound (see
+    # realtime/backpressure.py). Checked every slow_client_check_seconds.
+    max_queued_packets: int = Field(default=1000, ge=1)
+    slow_client_check_seconds: float = Field(default=0.5, gt=0)
     # How often a process refreshes the presence rows of its sockets, and after how long
     # without a refresh a row no longer counts (a crashed process stops refreshing).
     presence_heartbeat_seconds: float = Field(default=15.0, gt=0)

@@ -13,14 +13,23 @@ class OrjsonCodec:
 
     @staticmethod
     def dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
-        return orjson.dumps(obj).decode()
+        try:
+            return orjson.dumps(obj).decode()
+        except TypeError:
+            # Text orjson cannot encode (an unpaired surrogate echoed back in an error):
+            # the standard library escapes it, so the answer still reaches the client.
+            return json.dumps(obj, separators=(",", ":"))
 
     @staticmethod
     def loads(data: str | bytes, *args: Any, **kwargs: Any) -> Any:
         try:
             return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            # orjson refuses some JSON that is valid (e.g. an escaped lone surrogate); the
-            # standard library decodes it, and validation then refuses it with a clear
-            # chat_error instead of the packet being dropped unanswered.
+        except orjson.JSONDecodeError as exc:
+            # orjson refuses an escaped lone surrogate, which is valid JSON (a browser
+            # sends one when it cuts a string inside an emoji). The standard library
+            # decodes it, and validation then refuses it with a clear chat_error instead
+            # of the packet being dropped unanswered. Only that case: other refusals
+            # (nesting, huge numbers) stay refusals.
+            if "surrogate" not in str(exc):
+                raise
             return json.loads(data)

@@ -68,7 +68,16 @@ class Connections:
         actor: Actor = session["actor"]
         return actor
 
+    def _is_client_event(self, sid: str) -> bool:
+        """python-socketio also calls the connect/disconnect handlers for EVENT packets a
+        client names "connect" or "disconnect". The real ones run while the socket is
+        still connecting or already disconnecting; a client's event arrives while it is
+        fully connected, and must neither re-authenticate it nor cancel its expiry."""
+        return bool(self.sio.manager.is_connected(sid, "/"))
+
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if self._is_client_event(sid):
+            return
         handshake = read_handshake(environ, auth)
         try:
             verified = self.verifier.verify(handshake.token)
@@ -106,6 +115,8 @@ class Connections:
             self._spawn(hook(sid, actor))
 
     async def disconnect(self, sid: str, *_reason: Any) -> None:
+        if self._is_client_event(sid):
+            return
         handle = self._expiry.pop(sid, None)
         if handle is not None:
             handle.cancel()

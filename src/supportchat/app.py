@@ -48,6 +48,8 @@ def create_app(settings: Settings) -> ASGIApp:
     sio = socketio.AsyncServer(
         async_mode="asgi",
         cors_allowed_origins=origin_checker(settings.cors_origins),
+        # Tokens are never cookies: no Access-Control-Allow-Credentials, as for REST.
+        cors_credentials=False,
         json=OrjsonCodec,
         max_http_buffer_size=settings.max_http_buffer_size,
         logger=False,
@@ -155,6 +157,7 @@ def create_app(settings: Settings) -> ASGIApp:
     return BodySizeLimit(
         guard.wrap(socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")),
         max_bytes=settings.max_http_buffer_size,
+        cors_origins=settings.cors_origins,
     )
 
 

@@ -80,6 +80,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         log_level=settings.log_level,
         proxy_headers=True,
         ws="websockets-sansio",
+        # uvicorn buffers a whole WebSocket frame (decompressed) before Engine.IO can
+        # check its size: cap it at the packet limit so a huge frame is refused early.
+        ws_max_size=settings.max_http_buffer_size + 1024,
         lifespan="on",
     )
     return 0

@@ -53,8 +53,12 @@ class Attachment(Input):
 
 class StartChatInput(Input):
     message: str | None = Field(default=None, description="The opening message (required)")
-    category: str | None = Field(default=None, description="One of the configured categories")
-    priority: str | None = Field(default=None, description="low, medium, high or urgent")
+    category: str | None = Field(
+        default=None, max_length=64, description="One of the configured categories"
+    )
+    priority: str | None = Field(
+        default=None, max_length=16, description="low, medium, high or urgent"
+    )
     attachments: list[Attachment] | None = None
     clientMessageId: str | None = ClientMessageId
 
@@ -175,5 +179,6 @@ class Rules:
 def _one_of(value: str, allowed: Iterable[str], name: str) -> str:
     allowed = list(allowed)
     if value not in allowed:
-        raise InvalidInput(f"Invalid {name} '{value}'. Valid values: {', '.join(allowed)}")
+        shown = value if len(value) <= 64 else value[:64] + "..."
+        raise InvalidInput(f"Invalid {name} '{shown}'. Valid values: {', '.join(allowed)}")
     return value

@@ -61,9 +61,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
-# How long a websocket may stay open after its engine.io socket was closed. A client that
-# behaves closes within milliseconds (uvicorn itself waits 10 s for a close handshake only
-# after the app is done, which unregisters the connection first).
+# How long a websocket may stay open after its engine.io socket was closed. Nothing is sent
+# on it any more, and a client that behaves closes it at once on engine.io's CLOSE packet;
+# one that does not (it stopped reading, or ignores the packet) only holds resources.
 ORPHAN_GRACE_SECONDS = 5.0
 
 

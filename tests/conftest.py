@@ -15,12 +15,8 @@ import pytest
 from support.clients import Api, SocketFactory
 from support.net import is_ci
 from support.postgres import PostgresCluster, find_pg_bindir, start_cluster
-from support.server import Cli, ServerInfo, ServerProcess, run_cli
+from support.server import ARTIFACTS_DIR, Cli, ServerInfo, run_cli, running_server
 from support.tokens import AGENT_ROLE, Person, PersonFactory, new_person
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# Logs copied out of the temp dirs at teardown (gitignored) for post-mortem reading.
-ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
@@ -49,18 +45,10 @@ def server(
         # Requested lazily so SQLite-only runs (-k sqlite) never need PostgreSQL.
         cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
         database_url = cluster.url
-    proc = ServerProcess(database, tmp_path_factory.mktemp(f"server-{database}"), database_url)
-    try:
-        info = proc.start()
-    except RuntimeError as exc:
-        proc.stop()
-        proc.keep_log(ARTIFACTS_DIR)
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield info
-    finally:
-        proc.stop()
-        proc.keep_log(ARTIFACTS_DIR)
+    data_dir = tmp_path_factory.mktemp(f"server-{database}")
+    with running_server(database, data_dir, database_url=database_url) as proc:
+        assert proc.info is not None
+        yield proc.info
 
 
 @pytest.fixture

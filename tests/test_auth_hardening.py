@@ -41,10 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from support import PersonFactory, ServerInfo, SocketFactory, error_body, make_token, run_cli
 from support.net import free_port
-from support.server import ServerProcess, server_env
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
+from support.server import ARTIFACTS_DIR, ServerProcess, running_server, server_env
 
 AUTH_FAILED = {"type": "authentication_failed", "code": "AUTH_ERROR"}
 INVALID = "Invalid token provided"
@@ -178,23 +175,9 @@ def extra_server(
     tmp_path_factory: pytest.TempPathFactory, label: str, env: dict[str, str | None]
 ) -> Iterator[ServerInfo]:
     """A SQLite server of this module's own, with ``env`` applied (None removes a key)."""
-    proc = ServerProcess(f"sqlite-{label}", tmp_path_factory.mktemp(label))
-    for key, value in env.items():
-        if value is None:
-            proc.env.pop(key, None)
-        else:
-            proc.env[key] = value
-    try:
-        info = proc.start()
-    except RuntimeError as exc:
-        proc.stop()
-        proc.keep_log(ARTIFACTS_DIR)
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield info
-    finally:
-        proc.stop()
-        proc.keep_log(ARTIFACTS_DIR)
+    with running_server(f"sqlite-{label}", tmp_path_factory.mktemp(label), env=env) as proc:
+        assert proc.info is not None
+        yield proc.info
 
 
 class RsaKeys:

@@ -36,7 +36,6 @@ import json
 import os
 import random
 import re
-import shutil
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -58,10 +57,9 @@ from support import (
     new_person,
     with_text,
 )
-from support.server import ServerProcess
+from support.server import ARTIFACTS_DIR, ServerProcess, running_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
 SRC = REPO_ROOT / "src" / "supportchat" / "realtime"
 
 SEED = int(os.environ.get("SUPPORTCHAT_FUZZ_SEED", "20240604"))
@@ -118,29 +116,18 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer
     """A SQLite server of this module's own. The rate limits stay on (their code runs on
     every send) but are set high, so that the fuzzer's sends reach the domain code
     instead of stopping at "rate limited" after the first 30."""
-    proc = ServerProcess("sqlite", tmp_path_factory.mktemp("server-fuzz"))
-    proc.env.update(
-        SUPPORTCHAT_RATE_LIMIT_REST="100000/minute",
-        SUPPORTCHAT_RATE_LIMIT_ADMIN="100000/minute",
-        SUPPORTCHAT_RATE_LIMIT_MESSAGES="100000/minute",
-        SUPPORTCHAT_RATE_LIMIT_TYPING="100000/minute",
+    env: dict[str, str | None] = {
+        f"SUPPORTCHAT_RATE_LIMIT_{quota}": "100000/minute"
+        for quota in ("REST", "ADMIN", "MESSAGES", "TYPING")
+    }
+    with running_server("fuzz", tmp_path_factory.mktemp("server-fuzz"), env=env) as proc:
+        assert proc.info is not None
+        yield FuzzServer(proc.info, proc)
+    # For whoever reads the artifacts: what the libraries logged (not failures).
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS_DIR / "fuzz-library-tracebacks.txt").write_text(
+        "\n".join(sorted(library_noise)) + "\n"
     )
-    try:
-        info = proc.start()
-    except RuntimeError as exc:
-        proc.stop()
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield FuzzServer(info, proc)
-    finally:
-        proc.stop()
-        if proc.log_path.exists():
-            ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(proc.log_path, ARTIFACTS_DIR / "server-fuzz.log")
-        # For whoever reads the artifacts: what the libraries logged (not failures).
-        (ARTIFACTS_DIR / "fuzz-library-tracebacks.txt").write_text(
-            "\n".join(sorted(library_noise)) + "\n"
-        )
 
 
 @dataclass(frozen=True)

@@ -48,10 +48,7 @@ from support import (
     ok_data,
     start_chat,
 )
-from support.server import ServerProcess
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
+from support.server import running_server
 
 DEFAULT_LIMIT = 64 * 1024  # SUPPORTCHAT_MAX_HTTP_BUFFER_SIZE by default, in bytes
 SMALL_LIMIT = 4096  # the module server's
@@ -659,20 +656,11 @@ class Limited:
 
 @contextlib.contextmanager
 def _limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Limited]:
-    proc = ServerProcess("sqlite-small-buffer", tmp_path_factory.mktemp("small-buffer"))
-    proc.env["SUPPORTCHAT_MAX_HTTP_BUFFER_SIZE"] = str(SMALL_LIMIT)
-    try:
-        info = proc.start()
-    except RuntimeError as exc:
-        proc.stop()
-        proc.keep_log(ARTIFACTS_DIR)
-        pytest.fail(str(exc), pytrace=False)
-    assert proc.proc is not None
-    try:
-        yield Limited(info, proc.proc.pid)
-    finally:
-        proc.stop()
-        proc.keep_log(ARTIFACTS_DIR)
+    data_dir = tmp_path_factory.mktemp("small-buffer")
+    env = {"SUPPORTCHAT_MAX_HTTP_BUFFER_SIZE": str(SMALL_LIMIT)}
+    with running_server("sqlite-small-buffer", data_dir, env=env) as proc:
+        assert proc.info is not None and proc.proc is not None
+        yield Limited(proc.info, proc.proc.pid)
 
 
 @pytest.fixture(scope="module")

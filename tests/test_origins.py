@@ -20,16 +20,12 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from support import ServerInfo, SocketFactory, close_fast, new_person
-from support.server import ServerProcess
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
+from support.server import running_server
 
 APP_ORIGIN = "https://app.example.com"
 EVIL = "http://evil.example"
@@ -45,19 +41,9 @@ TRANSPORTS = ["websocket", "polling"]
 def extra_server(
     tmp_path_factory: pytest.TempPathFactory, label: str, env: dict[str, str]
 ) -> Iterator[ServerInfo]:
-    proc = ServerProcess(f"sqlite-{label}", tmp_path_factory.mktemp(label))
-    proc.env.update(env)
-    try:
-        info = proc.start()
-    except RuntimeError as exc:
-        proc.stop()
-        proc.keep_log(ARTIFACTS_DIR)
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield info
-    finally:
-        proc.stop()
-        proc.keep_log(ARTIFACTS_DIR)
+    with running_server(f"sqlite-{label}", tmp_path_factory.mktemp(label), env=env) as proc:
+        assert proc.info is not None
+        yield proc.info
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ one test that checks Retry-After is honest (on a server with a 2-second window).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,10 +26,8 @@ from support.clients import Api, SocketClient, SocketFactory
 from support.net import is_ci
 from support.postgres import PostgresCluster
 from support.redis_server import RedisServer, find_redis_server, start_redis
-from support.server import ServerInfo, ServerProcess
+from support.server import ARTIFACTS_DIR, ServerInfo, ServerProcess, running_server
 from support.tokens import AGENT_ROLE, Person, new_person
-
-ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 REST_LIMIT = 15  # per user per minute
 ADMIN_LIMIT = 6  # per agent per minute
@@ -65,29 +63,15 @@ class Limited:
         return new_person(self.info.secret, role=AGENT_ROLE)
 
 
-def _start(
+def _server(
     tmp_path_factory: pytest.TempPathFactory,
     label: str,
     env: dict[str, str],
     database_url: str | None = None,
     secret: str | None = None,
-) -> ServerProcess:
-    proc = ServerProcess(label, tmp_path_factory.mktemp(f"server-{label}"), database_url)
-    if secret is not None:  # a second process that must accept the first one's tokens
-        proc.secret = secret
-        proc.env["SUPPORTCHAT_JWT_SECRET"] = secret
-    proc.env.update(env)
-    try:
-        proc.start()
-    except RuntimeError as exc:
-        _stop(proc)
-        pytest.fail(str(exc), pytrace=False)
-    return proc
-
-
-def _stop(proc: ServerProcess) -> None:
-    proc.stop()
-    proc.keep_log(ARTIFACTS_DIR)
+) -> contextlib.AbstractContextManager[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp(f"server-{label}")
+    return running_server(label, data_dir, env=dict(env), database_url=database_url, secret=secret)
 
 
 def _database_url(request: pytest.FixtureRequest, database: str) -> str | None:
@@ -103,14 +87,10 @@ def limited(
 ) -> Iterator[Limited]:
     """One server process with SMALL_LIMITS (counts in memory), per database."""
     database: str = request.param
-    proc = _start(
-        tmp_path_factory, f"ratelimits-{database}", SMALL_LIMITS, _database_url(request, database)
-    )
-    assert proc.info is not None
-    try:
+    url = _database_url(request, database)
+    with _server(tmp_path_factory, f"ratelimits-{database}", SMALL_LIMITS, url) as proc:
+        assert proc.info is not None
         yield Limited(proc.info)
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture
@@ -624,12 +604,9 @@ def unlimited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Limited]:
         "SUPPORTCHAT_RATE_LIMIT_MESSAGES": "1/minute",
         "SUPPORTCHAT_RATE_LIMIT_TYPING": "1/minute",
     }
-    proc = _start(tmp_path_factory, "ratelimits-disabled", env)
-    assert proc.info is not None
-    try:
+    with _server(tmp_path_factory, "ratelimits-disabled", env) as proc:
+        assert proc.info is not None
         yield Limited(proc.info)
-    finally:
-        _stop(proc)
 
 
 async def test_disabled_limits_refuse_nothing(unlimited: Limited) -> None:
@@ -661,12 +638,9 @@ async def test_disabled_limits_refuse_nothing(unlimited: Limited) -> None:
 def short_window(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Limited]:
     """REST 3 per 2 seconds, so a test can wait out the window."""
     env = {**SMALL_LIMITS, "SUPPORTCHAT_RATE_LIMIT_REST": "3/2 seconds"}
-    proc = _start(tmp_path_factory, "ratelimits-short", env)
-    assert proc.info is not None
-    try:
+    with _server(tmp_path_factory, "ratelimits-short", env) as proc:
+        assert proc.info is not None
         yield Limited(proc.info)
-    finally:
-        _stop(proc)
 
 
 async def test_retry_after_is_honest(short_window: Limited) -> None:
@@ -710,16 +684,12 @@ def shared_pair(
     """Two server processes on one PostgreSQL database, counting in one Redis."""
     cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
     env = {**SMALL_LIMITS, "SUPPORTCHAT_REDIS_URL": redis_server.url}
-    first = _start(tmp_path_factory, "ratelimits-redis-a", env, cluster.url)
-    try:
-        second = _start(tmp_path_factory, "ratelimits-redis-b", env, cluster.url, first.secret)
-        try:
-            assert first.info is not None and second.info is not None
-            yield Limited(first.info), Limited(second.info)
-        finally:
-            _stop(second)
-    finally:
-        _stop(first)
+    with (
+        _server(tmp_path_factory, "ratelimits-redis-a", env, cluster.url) as first,
+        _server(tmp_path_factory, "ratelimits-redis-b", env, cluster.url, first.secret) as second,
+    ):
+        assert first.info is not None and second.info is not None
+        yield Limited(first.info), Limited(second.info)
 
 
 @pytest.fixture

@@ -19,9 +19,7 @@ past the lookup and their success and 409 answers are checked against the schema
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,10 +40,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from support import AGENT_ROLE, Person, ServerInfo, new_person
-from support.server import ServerProcess
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
+from support.server import running_server
 
 SEED = 20240604
 MAX_EXAMPLES = 25
@@ -67,20 +62,11 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def schema_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
     """A SQLite server of this module's own, with rate limits off."""
-    proc = ServerProcess("sqlite", tmp_path_factory.mktemp("server-schemathesis"))
-    proc.env["SUPPORTCHAT_RATE_LIMITS_ENABLED"] = "false"
-    try:
-        info = proc.start()
-    except RuntimeError as exc:
-        proc.stop()
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield info
-    finally:
-        proc.stop()
-        if proc.log_path.exists():
-            ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(proc.log_path, ARTIFACTS_DIR / "server-schemathesis.log")
+    data_dir = tmp_path_factory.mktemp("server-schemathesis")
+    env = {"SUPPORTCHAT_RATE_LIMITS_ENABLED": "false"}
+    with running_server("schemathesis", data_dir, env=env) as proc:
+        assert proc.info is not None
+        yield proc.info
 
 
 def _ok(resp: httpx.Response, status: int = 200) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -47,10 +46,7 @@ from support import (
     start_chat,
     with_text,
 )
-from support.server import ServerProcess
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
+from support.server import ServerProcess, running_server
 
 MAX_QUEUED = 50  # SUPPORTCHAT_MAX_QUEUED_PACKETS of this module's server
 CHECK_SECONDS = 0.2  # SUPPORTCHAT_SLOW_CLIENT_CHECK_SECONDS
@@ -105,25 +101,16 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlowServer
     limits off (the flood comes from a few users), long messages allowed."""
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc to read the server's RSS")
-    proc = ServerProcess("sqlite", tmp_path_factory.mktemp("server-slow-client"))
-    proc.env.update(
-        SUPPORTCHAT_MAX_QUEUED_PACKETS=str(MAX_QUEUED),
-        SUPPORTCHAT_SLOW_CLIENT_CHECK_SECONDS=str(CHECK_SECONDS),
-        SUPPORTCHAT_RATE_LIMITS_ENABLED="false",
-        SUPPORTCHAT_MAX_MESSAGE_LENGTH="50000",
-    )
-    try:
-        info = proc.start()
-    except RuntimeError as exc:
-        proc.stop()
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield SlowServer(info, proc)
-    finally:
-        proc.stop()
-        if proc.log_path.exists():
-            ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(proc.log_path, ARTIFACTS_DIR / "server-slow-client.log")
+    env: dict[str, str | None] = {
+        "SUPPORTCHAT_MAX_QUEUED_PACKETS": str(MAX_QUEUED),
+        "SUPPORTCHAT_SLOW_CLIENT_CHECK_SECONDS": str(CHECK_SECONDS),
+        "SUPPORTCHAT_RATE_LIMITS_ENABLED": "false",
+        "SUPPORTCHAT_MAX_MESSAGE_LENGTH": "50000",
+    }
+    data_dir = tmp_path_factory.mktemp("server-slow-client")
+    with running_server("slow-client", data_dir, env=env) as proc:
+        assert proc.info is not None
+        yield SlowServer(proc.info, proc)
 
 
 # --- clients -----------------------------------------------------------------------------

@@ -14,11 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .net import free_port
 
@@ -193,3 +195,42 @@ class ServerProcess:
         if self.log_path.exists():
             artifacts_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.log_path, artifacts_dir / f"server-{self.database}.log")
+
+
+# Server and PostgreSQL logs are copied here at teardown (gitignored) for post-mortems.
+ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@contextmanager
+def running_server(
+    label: str,
+    data_dir: Path,
+    *,
+    env: Mapping[str, str | None] | None = None,
+    database_url: str | None = None,
+    secret: str | None = None,
+) -> Iterator[ServerProcess]:
+    """A started server process, stopped (and its log kept as
+    test-artifacts/server-<label>.log) when the block ends. ``env`` entries override the
+    defaults (None removes one); ``secret`` makes it accept another server's tokens.
+    A server that does not come up fails the test with its log tail."""
+    proc = ServerProcess(label, data_dir, database_url)
+    if secret is not None:
+        proc.secret = secret
+        proc.env["SUPPORTCHAT_JWT_SECRET"] = secret
+    for key, value in (env or {}).items():
+        if value is None:
+            proc.env.pop(key, None)
+        else:
+            proc.env[key] = value
+    try:
+        proc.start()
+    except RuntimeError as exc:
+        proc.stop()
+        proc.keep_log(ARTIFACTS_DIR)
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        proc.keep_log(ARTIFACTS_DIR)

@@ -75,6 +75,8 @@ async def post_message(
     attachments: list[dict[str, object]],
     client_message_id: str | None,
     connection: str | None,
+    *,
+    tell_agents: bool = True,
 ) -> Message:
     """Store a message on an active ticket (already checked) and queue its events.
 
@@ -125,7 +127,7 @@ async def post_message(
             Audience(users=(ticket.user.id,), agents=watchers, exclude_connection=connection),
         )
     )
-    if not actor.is_agent:
+    if tell_agents and not actor.is_agent:
         work.emit(
             Event("user_message", user_message_payload(ticket, message), Audience(all_agents=True))
         )

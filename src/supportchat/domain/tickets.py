@@ -81,12 +81,19 @@ async def start_chat(
             )
             created = await work.repo.get_ticket(ticket_id)
             assert created is not None  # inserted just above, in this transaction
+            # Agents hear of a new chat as one new_chat_ticket, not as a user_message; the
+            # user's other sockets still get the opening message as new_message.
             first = await post_message(
-                chat, work, created, actor, body, attachments, data.clientMessageId, connection
+                chat,
+                work,
+                created,
+                actor,
+                body,
+                attachments,
+                data.clientMessageId,
+                connection,
+                tell_agents=False,
             )
-            # post_message queued new_message (for the user's other sockets) and
-            # user_message; agents hear of a new chat as one new_chat_ticket instead.
-            work.events[:] = [e for e in work.events if e.name != "user_message"]
             work.emit(
                 Event(
                     "new_chat_ticket",

@@ -124,11 +124,15 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: ServerInfo | None = None
 
-    def start(self) -> ServerInfo:
+    def start(self, port: int | None = None) -> ServerInfo:
+        """Start (or restart) the server. ``port`` pins the port, e.g. to bring a killed
+        server back where its clients reconnect; by default a free one is picked (and
+        another one tried if it was taken between probe and bind)."""
         # `serve` applies migrations itself before binding, so no separate migrate step.
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for _attempt in range(3):  # the free port may be taken between probe and bind
-            port = free_port()
+        pinned = port
+        for _attempt in range(1 if pinned is not None else 3):
+            port = pinned if pinned is not None else free_port()
             base_url = f"http://127.0.0.1:{port}"
             with self.log_path.open("ab") as log:
                 log.write(f"=== supportchat serve on port {port} ===\n".encode())
@@ -189,6 +193,25 @@ class ServerProcess:
                 proc.kill()
                 proc.wait()
         return proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, with no chance to finish anything."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def terminate(self, timeout: float = SHUTDOWN_GRACE) -> int:
+        """SIGTERM and wait for the exit code (a graceful shutdown); fails if it hangs."""
+        proc, self.proc = self.proc, None
+        assert proc is not None, "server not running"
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"server did not exit within {timeout} s of SIGTERM") from None
 
     def keep_log(self, artifacts_dir: Path) -> None:
         """Copy the log out of the temp dir so it survives pytest's tmp cleanup."""

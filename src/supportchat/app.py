@@ -30,6 +30,7 @@ from .domain.errors import ChatError
 from .domain.inputs import Rules
 from .domain.limits import Quota, RateLimits
 from .realtime.backpressure import SlowClientGuard
+from .realtime.catchup import GatedManager
 from .realtime.codec import OrjsonCodec
 from .realtime.compat import CompatHandlers
 from .realtime.connections import Connections
@@ -45,8 +46,10 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> ASGIApp:
     settings.ensure_data_dir()
     database = Database(settings.resolved_database_url)
+    delivery = GatedManager()
     sio = socketio.AsyncServer(
         async_mode="asgi",
+        client_manager=delivery,
         cors_allowed_origins=origin_checker(settings.cors_origins),
         # Tokens are never cookies: no Access-Control-Allow-Credentials, as for REST.
         cors_credentials=False,
@@ -82,7 +85,7 @@ def create_app(settings: Settings) -> ASGIApp:
     sio.on("connect", connections.connect)
     sio.on("disconnect", connections.disconnect)
     dispatch = Dispatcher(sio, connections)
-    documented = EventHandlers(sio, chat)
+    documented = EventHandlers(sio, chat, delivery)
     documented.register(dispatch)
     compat = CompatHandlers(sio, chat, documented)
     compat.register(dispatch)

@@ -72,15 +72,18 @@ class CompatHandlers:
         """A reconnecting client's way back into a chat: the whole chat, then (with
         `lastMessageId`) what it missed as `new_message` events."""
         ref = parse(TicketRef, data)
-        found = await tickets.resume_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
-        ticket = found.ticket
-        answer = {
-            **_summary(ticket),
-            "messages": [message_view(m) for m in ticket.messages],
-            "lastUpdated": iso(ticket.updated_at),
-        }
-        await self.sio.emit("ticket_rejoined", answer, to=sid)
-        await self.documented.replay(sid, found)
+        delivery = self.documented.delivery
+        async with delivery.gate(sid, ref.ticketId) as gate:
+            found = await tickets.resume_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
+            ticket = found.ticket
+            answer = {
+                **_summary(ticket),
+                "messages": [message_view(m) for m in ticket.messages],
+                "lastUpdated": iso(ticket.updated_at),
+            }
+            await self.sio.emit("ticket_rejoined", answer, to=sid)
+            await delivery.replay(gate, ticket, found.missed)
+            gate.covered(ticket.messages)
         return answer
 
     async def join_ticket(self, sid: str, actor: Actor, data: Any) -> dict[str, Any]:

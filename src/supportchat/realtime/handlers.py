@@ -22,15 +22,16 @@ from ..domain.views import closed_view as closed_payload
 from ..domain.views import (
     joined_view,
     message_sent_payload,
-    new_message_payload,
 )
+from .catchup import GatedManager
 from .dispatch import Dispatcher
 
 
 class EventHandlers:
-    def __init__(self, sio: socketio.AsyncServer, chat: Chat) -> None:
+    def __init__(self, sio: socketio.AsyncServer, chat: Chat, delivery: GatedManager) -> None:
         self.sio = sio
         self.chat = chat
+        self.delivery = delivery
 
     def register(self, dispatch: Dispatcher) -> None:
         dispatch.on("join_chat_room", self.join_chat_room)
@@ -69,8 +70,9 @@ class EventHandlers:
             )
             return joined
         ref = parse(TicketRef, data)
-        found = await tickets.resume_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
-        await self.replay(sid, found)
+        async with self.delivery.gate(sid, ref.ticketId) as gate:
+            found = await tickets.resume_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
+            await self.delivery.replay(gate, found.ticket, found.missed)
         ticket = found.ticket
         return {
             "ticketId": ticket.id,
@@ -92,16 +94,14 @@ class EventHandlers:
 
     async def join_chat(self, sid: str, actor: Actor, data: Any) -> dict[str, Any]:
         ref = parse(TicketRef, data)
-        joined = await agents.join_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
-        await self.replay(sid, joined)
+        async with self.delivery.gate(sid, ref.ticketId) as gate:
+            joined = await agents.join_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
+            await self.delivery.replay(gate, joined.ticket, joined.missed)
+            # The acknowledgement carries the whole transcript.
+            gate.covered(joined.ticket.messages)
         return joined_view(joined.ticket)
 
     async def close_chat(self, sid: str, actor: Actor, data: Any) -> dict[str, Any]:
         payload = parse(CloseTicketInput, data)
         closed = await agents.close_ticket(self.chat, actor, payload.ticketId, payload)
         return closed_payload(closed.ticket, already=closed.already)
-
-    async def replay(self, sid: str, found: tickets.Resumed) -> None:
-        """Send this socket, as `new_message`, what it missed, in seq order."""
-        for message in found.missed:
-            await self.sio.emit("new_message", new_message_payload(found.ticket, message), to=sid)

@@ -1,0 +1,137 @@
+"""Replaying what a socket missed without letting live messages overtake the replay.
+
+A socket that joins a ticket with a `lastMessageId` is sent the later messages of that
+ticket from the database. Meanwhile new messages keep being published to the rooms the
+socket is in. Without care, one committed while the replay is being read could reach
+the socket before the older replayed ones, and then again as part of the replay.
+
+So while a socket catches up on a ticket, its gate for that ticket is closed: the
+client manager holds back that ticket's `new_message` events for that socket instead of
+sending them. When the replay has been sent, the held messages follow, in seq order,
+minus those the replay already carried. The gate lives in the client manager because
+every emit meant for a socket of this process passes there, whichever process
+published it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from ..domain.records import Message, Ticket
+from ..domain.views import new_message_payload
+
+# The one event carrying a ticket's messages in seq order; the others (user_message for
+# the agents' queue, message_sent to the sender) are notifications, not the transcript.
+GATED_EVENT = "new_message"
+
+
+@dataclass(slots=True)
+class Gate:
+    sid: str
+    ticket_id: str
+    # Payloads held back while the gate is closed, and the newest seq this socket was
+    # sent through the gate (replayed or released), so nothing goes out twice.
+    held: list[dict[str, Any]] = field(default_factory=list)
+    sent_up_to: int = 0
+
+    def covered(self, messages: Iterable[Message]) -> None:
+        """These messages reached the socket another way (a whole transcript in one
+        event or acknowledgement): held copies of them are not sent again."""
+        self.sent_up_to = max([self.sent_up_to, *(m.seq for m in messages)])
+
+
+class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped library
+    """python-socketio's client manager, with catch-up gates on local delivery.
+
+    A manager that relays emits between processes (a pub/sub manager) must list this
+    class after itself among its bases, so that the relayed emit passes here too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gates: dict[str, dict[str, Gate]] = {}
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        target = to or room
+        held_for = self._hold(event, data, namespace or "/", target)
+        if held_for:
+            skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+            skip_sid = [*skipped, *held_for]
+        await super().emit(
+            event,
+            data,
+            namespace=namespace,
+            room=target,
+            skip_sid=skip_sid,
+            callback=callback,
+            **kwargs,
+        )
+
+    def _hold(self, event: str, data: Any, namespace: str, target: Any) -> list[str]:
+        """Hold the event for each gated socket it was addressed to; return those sids."""
+        if event != GATED_EVENT or not self._gates or not isinstance(data, dict):
+            return []
+        gates = self._gates.get(data.get("ticketId"))  # type: ignore[arg-type]
+        if not gates:
+            return []
+        if isinstance(target, str) and target in gates:
+            return []  # addressed to the socket itself: the replay, or a release
+        recipients = {sid for sid, _eio_sid in self.get_participants(namespace, target)}
+        held = [sid for sid in gates if sid in recipients]
+        for sid in held:
+            gates[sid].held.append(data)
+        return held
+
+    @asynccontextmanager
+    async def gate(self, sid: str, ticket_id: str) -> AsyncIterator[Gate]:
+        """Close the socket's gate for the ticket for the duration of the block; send the
+        held messages when it ends, whether or not the block succeeded."""
+        gates = self._gates.setdefault(ticket_id, {})
+        if sid in gates:
+            # The same socket catching up on the same ticket twice at once: share the
+            # gate, whose owner releases it.
+            yield gates[sid]
+            return
+        gate = gates[sid] = Gate(sid, ticket_id)
+        try:
+            yield gate
+        finally:
+            try:
+                await self._release(gate)
+            finally:
+                # Nothing awaited between the release's last emptiness check and here,
+                # so no live message can have been held and left behind.
+                del gates[sid]
+                if not gates:
+                    del self._gates[ticket_id]
+
+    async def _release(self, gate: Gate) -> None:
+        while gate.held:
+            batch, gate.held = gate.held, []
+            await self.send(gate, batch)
+
+    async def send(self, gate: Gate, payloads: Iterable[dict[str, Any]]) -> None:
+        """Send the gate's socket these `new_message` payloads in seq order, skipping any
+        it was already sent through this gate."""
+        for payload in sorted(payloads, key=lambda p: int(p["seq"])):
+            if int(payload["seq"]) <= gate.sent_up_to:
+                continue
+            await self.emit(GATED_EVENT, payload, namespace="/", to=gate.sid)
+            gate.sent_up_to = int(payload["seq"])
+
+    async def replay(self, gate: Gate, ticket: Ticket, missed: list[Message]) -> None:
+        await self.send(gate, (new_message_payload(ticket, m) for m in missed))

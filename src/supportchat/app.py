@@ -7,6 +7,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import socketio
 from fastapi import FastAPI
@@ -35,6 +36,7 @@ from .realtime.codec import OrjsonCodec
 from .realtime.compat import CompatHandlers
 from .realtime.connections import Connections
 from .realtime.dispatch import Dispatcher
+from .realtime.drain import Drain
 from .realtime.handlers import EventHandlers
 from .realtime.origins import origin_checker
 from .realtime.publisher import SocketPublisher
@@ -43,7 +45,19 @@ from .storage.database import Database
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Service:
+    """The ASGI app, and what the server must call on SIGTERM before closing connections."""
+
+    app: ASGIApp
+    drain: Drain
+
+
 def create_app(settings: Settings) -> ASGIApp:
+    return build(settings).app
+
+
+def build(settings: Settings) -> Service:
     settings.ensure_data_dir()
     database = Database(settings.resolved_database_url)
     delivery = GatedManager()
@@ -84,7 +98,8 @@ def create_app(settings: Settings) -> ASGIApp:
     connections = Connections(sio, chat, verifier, node_id)
     sio.on("connect", connections.connect)
     sio.on("disconnect", connections.disconnect)
-    dispatch = Dispatcher(sio, connections)
+    drain = Drain(sio)
+    dispatch = Dispatcher(sio, connections, drain)
     documented = EventHandlers(sio, chat, delivery)
     documented.register(dispatch)
     compat = CompatHandlers(sio, chat, documented)
@@ -157,11 +172,12 @@ def create_app(settings: Settings) -> ASGIApp:
     # The guard's wrapper sees each websocket's transport, to abort a stalled one. The
     # body cap wraps Engine.IO's long-polling too: the engine answers an oversized POST
     # by waiting for a close that never comes, holding the request open.
-    return BodySizeLimit(
+    app = BodySizeLimit(
         guard.wrap(socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")),
         max_bytes=settings.max_http_buffer_size,
         cors_origins=settings.cors_origins,
     )
+    return Service(app, drain)
 
 
 async def _presence_heartbeat(chat: Chat, node_id: str, settings: Settings) -> None:

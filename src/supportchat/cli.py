@@ -60,7 +60,7 @@ def _migrate(settings: Settings) -> None:
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import uvicorn
 
-    from .app import create_app
+    from .app import build
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -73,8 +73,11 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     _migrate(settings)
     if not settings.jwt_public_key:
         settings.signing_secret()  # generates <data_dir>/jwt_secret on first start
-    uvicorn.run(
-        create_app(settings),
+    from .shutdown import GracefulServer
+
+    service = build(settings)
+    config = uvicorn.Config(
+        service.app,
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,
@@ -84,7 +87,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         # check its size: cap it at the packet limit so a huge frame is refused early.
         ws_max_size=settings.max_http_buffer_size + 1024,
         lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
     )
+    GracefulServer(config, service.drain, settings.shutdown_grace_seconds).run()
     return 0
 
 

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # without a refresh a row no longer counts (a crashed process stops refreshing).
     presence_heartbeat_seconds: float = Field(default=15.0, gt=0)
     presence_ttl_seconds: float = Field(default=45.0, gt=0)
+    # On SIGTERM, how long events already being handled get to finish (and be
+    # acknowledged) before connections are closed; uvicorn then gets as long again for
+    # HTTP requests in flight.
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0)
     # Rate limits of the API document ("N/period", as the `limits` library reads them).
     rate_limits_enabled: bool = True
     rate_limit_rest: str = "100/minute"  # REST requests per user

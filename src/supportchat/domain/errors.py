@@ -80,6 +80,16 @@ class Unavailable(ChatError):
         super().__init__(message)
 
 
+class ShuttingDown(Unavailable):
+    """This server process is stopping: nothing was done; reconnect (the load balancer
+    sends the new connection to another process) and send again."""
+
+    code = "SHUTTING_DOWN"
+
+    def __init__(self, message: str = "The server is restarting; reconnect and send again") -> None:
+        super().__init__(message)
+
+
 class RateLimited(ChatError):
     status = 429
     kind = "rate_limited"

@@ -17,6 +17,7 @@ import socketio
 from ..domain.errors import ChatError, Forbidden, RateLimited
 from ..domain.identity import Actor
 from .connections import Connections
+from .drain import Drain
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,10 @@ Action = Callable[[str, Actor, Any], Awaitable[Any]]
 
 
 class Dispatcher:
-    def __init__(self, sio: socketio.AsyncServer, connections: Connections) -> None:
+    def __init__(self, sio: socketio.AsyncServer, connections: Connections, drain: Drain) -> None:
         self.sio = sio
         self.connections = connections
+        self.drain = drain
 
     def on(self, event: str, action: Action, *, agent_only: bool = False) -> None:
         async def handler(sid: str, *args: Any) -> Ack:
@@ -39,7 +41,8 @@ class Dispatcher:
             if agent_only and not actor.is_agent:
                 return await self._forbidden(sid, event)
             try:
-                return {"success": True, "data": await action(sid, actor, data)}
+                with self.drain.task():
+                    return {"success": True, "data": await action(sid, actor, data)}
             except RateLimited as exc:
                 return await self._refuse(
                     sid, data, exc.kind, exc.message, exc.code, retryAfter=exc.retry_after

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 _UNAVAILABLE = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
 
 
+DATABASE_UNAVAILABLE = "The database is unavailable; nothing was changed. Retry shortly"
+
+
 def _is_outage(exc: BaseException) -> bool:
     if isinstance(exc, IntegrityError):
         return False
@@ -90,7 +93,7 @@ async def _translate_outages() -> AsyncIterator[None]:
     except Exception as exc:
         if _is_outage(exc):
             log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
-            raise Unavailable() from exc
+            raise Unavailable(DATABASE_UNAVAILABLE) from exc
         raise
 
 

@@ -508,6 +508,42 @@ async def test_client_message_id_repeat_stores_once(api: Api, user: Person) -> N
     assert texts(ticket["messages"]) == ["Hello, I need help", "once only", "different id"]
 
 
+async def test_repeated_start_returns_the_chat_it_created_even_once_closed(
+    api: Api, user: Person, agent: Person
+) -> None:
+    """A start whose answer was lost is retried with the same clientMessageId; if an
+    agent closed the chat meanwhile, the retry must not open a second chat with the
+    same message in it."""
+    first = await start_chat(api, user, "lost answer", clientMessageId="start-1")
+    await close(api, agent, first["ticketId"])
+    resp = await api.post(
+        "/api/chat/start",
+        token=user,
+        json={"message": "lost answer", "clientMessageId": "start-1"},
+    )
+    again = ok_data(resp, 200)
+    assert again["isExisting"] is True
+    assert again["ticketId"] == first["ticketId"]
+    assert again["status"] == "resolved"
+    assert texts(again["messages"]) == ["lost answer"]
+    listed = await history(api, user)
+    assert [c["_id"] for c in listed["chats"]] == [first["ticketId"]]
+    fresh = await start_chat(api, user, "a new question", clientMessageId="start-2")
+    assert fresh["ticketId"] != first["ticketId"]
+    assert texts(fresh["messages"]) == ["a new question"]
+
+
+async def test_repeated_start_while_active_stores_once(api: Api, user: Person) -> None:
+    first = await start_chat(api, user, "hello", clientMessageId="s-1")
+    for _ in range(2):
+        resp = await api.post(
+            "/api/chat/start", token=user, json={"message": "hello", "clientMessageId": "s-1"}
+        )
+        again = ok_data(resp, 200)
+        assert again["ticketId"] == first["ticketId"]
+        assert texts(again["messages"]) == ["hello"]
+
+
 async def test_client_message_id_is_per_ticket(api: Api, user_factory: PersonFactory) -> None:
     alice, bob = user_factory(), user_factory()
     a = await start_chat(api, alice)

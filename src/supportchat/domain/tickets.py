@@ -40,25 +40,22 @@ async def start_chat(
     async def attempt() -> Started:
         async with chat.work() as work:
             moment = now()
+            if data.clientMessageId is not None:
+                # A repeated start answers with the chat the first one went to, even if
+                # that chat has been closed since: the message is never stored twice.
+                earlier = await work.repo.ticket_started_with(actor.id, data.clientMessageId)
+                if earlier is not None:
+                    found = await work.repo.get_ticket(earlier)
+                    assert found is not None  # a message's ticket is never deleted
+                    return Started(await with_messages(work.repo, found), is_existing=True)
             await work.repo.upsert_person(actor.person, moment)
             existing = await work.repo.active_ticket_of(actor.id)
             if existing is not None:
                 ticket = await with_messages(work.repo, existing)
-                repeat = data.clientMessageId is not None and any(
-                    m.client_message_id == data.clientMessageId for m in ticket.messages
+                await count_message(chat, ticket, actor)
+                await post_message(
+                    chat, work, ticket, actor, body, attachments, data.clientMessageId, connection
                 )
-                if not repeat:
-                    await count_message(chat, ticket, actor)
-                    await post_message(
-                        chat,
-                        work,
-                        ticket,
-                        actor,
-                        body,
-                        attachments,
-                        data.clientMessageId,
-                        connection,
-                    )
                 return Started(ticket, is_existing=True)
 
             number = await work.repo.next_ticket_number(moment.year)

@@ -233,6 +233,22 @@ class Repository:
         row = (await self.conn.execute(query)).mappings().first()
         return _message(row) if row else None
 
+    async def ticket_started_with(self, user_id: str, client_message_id: str) -> str | None:
+        """The id of the user's ticket holding the user's message with this
+        clientMessageId, if any (a retried start whose first answer was lost)."""
+        query = (
+            select(messages.c.ticket_id)
+            .join(tickets, tickets.c.id == messages.c.ticket_id)
+            .where(
+                tickets.c.user_id == user_id,
+                messages.c.sender_id == user_id,
+                messages.c.client_message_id == client_message_id,
+            )
+            .limit(1)
+        )
+        found: str | None = (await self.conn.execute(query)).scalar()
+        return found
+
     async def message(self, ticket_id: str, message_id: str) -> Message | None:
         query = select(messages).where(
             messages.c.ticket_id == ticket_id, messages.c.id == message_id

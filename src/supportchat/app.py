@@ -27,7 +27,7 @@ from .auth import TokenVerifier
 from .config import Settings
 from .domain import presence
 from .domain.context import Chat
-from .domain.errors import ChatError
+from .domain.errors import ChatError, Unavailable
 from .domain.inputs import Rules
 from .domain.limits import Quota, RateLimits
 from .realtime.backpressure import SlowClientGuard
@@ -113,7 +113,7 @@ def build(settings: Settings) -> Service:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        beat = asyncio.create_task(_presence_heartbeat(chat, node_id, settings))
+        beat = asyncio.create_task(_presence_heartbeat(chat, connections, settings))
         slow_clients = asyncio.create_task(guard.run())
         try:
             yield
@@ -164,9 +164,11 @@ def build(settings: Settings) -> Service:
             {
                 "success": False,
                 "message": "Database unavailable",
+                "code": Unavailable.code,
                 "data": {"status": "degraded", "database": "unavailable"},
             },
             503,
+            headers={"Retry-After": "5"},
         )
 
     # The guard's wrapper sees each websocket's transport, to abort a stalled one. The
@@ -180,10 +182,10 @@ def build(settings: Settings) -> Service:
     return Service(app, drain)
 
 
-async def _presence_heartbeat(chat: Chat, node_id: str, settings: Settings) -> None:
+async def _presence_heartbeat(chat: Chat, connections: Connections, settings: Settings) -> None:
     while True:
         try:
-            await presence.heartbeat(chat, node_id)
+            await presence.heartbeat(chat, connections.node_id, dict(connections.agent_sockets))
         except ChatError:
             log.warning("presence heartbeat skipped: database unavailable")
         except Exception:

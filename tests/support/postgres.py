@@ -139,13 +139,8 @@ class PostgresCluster:
         # The port is chosen before the server binds it; retry if someone grabbed it meanwhile.
         for attempt in range(3):
             self.port = free_port()
-            opts = (
-                f"-c listen_addresses=127.0.0.1 -p {self.port} "
-                f"-c unix_socket_directories={self.socket_dir}"
-            )
             try:
-                self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
-                          "-l", str(self.log_path), "-o", opts)  # fmt: skip
+                self._pg_ctl_start()
                 break
             except RuntimeError:
                 if attempt == 2:
@@ -154,19 +149,51 @@ class PostgresCluster:
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.superuser,
                   self.dbname)  # fmt: skip
 
-    def stop(self) -> None:
-        if self.running:
-            self.running = False
-            self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", "fast", "-D", str(self.data_dir))
+    def _pg_ctl_start(self) -> None:
+        """``pg_ctl start`` on ``self.port`` and the existing data dir; waits until it accepts
+        connections."""
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} "
+            f"-c unix_socket_directories={self.socket_dir}"
+        )
+        self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
+                  "-l", str(self.log_path), "-o", opts)  # fmt: skip
 
-    def cleanup(self, keep_log_in: Path | None = None) -> None:
-        """Stop (if needed), optionally keep the server log, and delete the temp dir."""
+    def stop(self, mode: str = "fast", *, wait: bool = True) -> None:
+        """Stop the cluster and wait until it is down. ``mode`` is pg_ctl's shutdown mode:
+        "fast" (the default) rolls back open transactions and disconnects every client,
+        "immediate" aborts without a clean shutdown (crash recovery at the next start),
+        "smart" refuses new connections and waits for the existing ones to end.
+
+        ``wait=False`` only starts the shutdown (``pg_ctl stop -W``) and returns at once;
+        the cluster still counts as running, and a later ``stop()`` (say "fast" after a
+        "smart" one that the clients keep waiting) finishes it."""
+        if not self.running:
+            return
+        if not wait:
+            self._run("pg_ctl", "stop", "-W", "-m", mode, "-D", str(self.data_dir))
+            return
+        self.running = False
+        self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", mode, "-D", str(self.data_dir))
+
+    def restart(self) -> None:
+        """Start a stopped cluster again on the same port and data dir (same databases,
+        same data), as an operator bringing the database back would: clients that keep
+        the old address reach it again. Fails if the port was taken in the meantime."""
+        if self.running:
+            raise RuntimeError("cluster is running: stop() it first")
+        self._pg_ctl_start()
+        self.running = True
+
+    def cleanup(self, keep_log_in: Path | None = None, log_name: str = "postgres.log") -> None:
+        """Stop (if needed), optionally keep the server log (as ``keep_log_in/log_name``),
+        and delete the temp dir."""
         try:
             self.stop()
         finally:
             if keep_log_in is not None and self.log_path.exists():
                 keep_log_in.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(self.log_path, keep_log_in / "postgres.log")
+                shutil.copyfile(self.log_path, keep_log_in / log_name)
             shutil.rmtree(self.root, ignore_errors=True)
 
 

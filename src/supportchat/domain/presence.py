@@ -7,6 +7,7 @@ of a process that died stop being refreshed and no longer count after the TTL.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from ..storage.repository import Repository
@@ -68,14 +69,30 @@ async def agent_disconnected(chat: Chat, agent_id: str, connection: str) -> None
             work.emit(await status_update(work.repo, agent_id, chat.presence_ttl_seconds))
 
 
-async def heartbeat(chat: Chat, node_id: str) -> None:
-    """Refresh this process's rows and drop everyone's expired ones."""
+async def heartbeat(chat: Chat, node_id: str, live: Mapping[str, Person]) -> None:
+    """Make this process's rows match its connected agent sockets (`live`, by socket id),
+    refresh them, and drop everyone's expired ones.
+
+    Matching repairs what an outage left behind: a socket that connected while the
+    database was down has no row yet, and one that left then still has its row."""
     async with chat.work() as work:
         moment = now()
+        stored = set(await work.repo.presence_sids(node_id))
+        changed: set[str] = set()
+        for sid, agent_id in (await work.repo.presence_agents(stored - live.keys())).items():
+            await work.repo.remove_presence(sid)
+            changed.add(agent_id)
+        for sid in live.keys() - stored:
+            agent = live[sid]
+            await work.repo.upsert_person(agent, moment)
+            await work.repo.add_presence(sid, agent.id, node_id, moment)
+            changed.add(agent.id)
         await work.repo.touch_presence(node_id, moment)
         await work.repo.purge_presence(
             stale_before=moment - timedelta(seconds=chat.presence_ttl_seconds)
         )
+        for agent_id in sorted(changed):
+            work.emit(await status_update(work.repo, agent_id, chat.presence_ttl_seconds))
 
 
 async def forget_node(chat: Chat, node_id: str) -> None:

@@ -16,7 +16,7 @@ from ..auth import TokenVerifier
 from ..domain import presence
 from ..domain.context import Chat
 from ..domain.errors import ChatError, NotAuthenticated
-from ..domain.identity import Actor, Role
+from ..domain.identity import Actor, Person, Role
 from .rooms import ALL_AGENTS, agent_room, user_room
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,9 @@ class Connections:
         self.verifier = verifier
         self.node_id = node_id
         self._expiry: dict[str, asyncio.TimerHandle] = {}
+        # This process's agent sockets, which the presence heartbeat makes the database
+        # agree with (a presence write can fail during a database outage).
+        self.agent_sockets: dict[str, Person] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # Run after a socket's connection is acknowledged (an emit from inside the
         # connect handler would reach the client before its CONNECT packet).
@@ -103,6 +106,7 @@ class Connections:
         if actor.is_agent:
             await self.sio.enter_room(sid, agent_room(actor.id))
             await self.sio.enter_room(sid, ALL_AGENTS)
+            self.agent_sockets[sid] = actor.person
             try:
                 await presence.agent_connected(self.chat, actor.person, sid, self.node_id)
             except ChatError:
@@ -125,6 +129,7 @@ class Connections:
         except KeyError:
             return
         if actor.is_agent:
+            self.agent_sockets.pop(sid, None)
             try:
                 await presence.agent_disconnected(self.chat, actor.id, sid)
             except ChatError:

@@ -23,11 +23,20 @@ _UNAVAILABLE = (OperationalError, InterfaceError, OSError, ConnectionError, Time
 DATABASE_UNAVAILABLE = "The database is unavailable; nothing was changed. Retry shortly"
 
 
+# SQLSTATEs of a PostgreSQL that is there but will not serve: connection exceptions (08),
+# too many connections (53300), shutting down / crashed / starting up (57P01-57P03).
+_UNAVAILABLE_SQLSTATES = ("08", "53300", "57P01", "57P02", "57P03")
+
+
 def _is_outage(exc: BaseException) -> bool:
     if isinstance(exc, IntegrityError):
         return False
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
     return isinstance(exc, _UNAVAILABLE)
 
 
@@ -47,13 +56,23 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self._writer = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0)
-            self._reader = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4)
+            self._writer = create_async_engine(
+                url, echo=echo, hide_parameters=True, pool_size=1, max_overflow=0
+            )
+            self._reader = create_async_engine(
+                url, echo=echo, hide_parameters=True, pool_size=4, max_overflow=4
+            )
             _configure_sqlite(self._writer, begin="BEGIN IMMEDIATE")
             _configure_sqlite(self._reader, begin="BEGIN")
         else:
             self._writer = create_async_engine(
-                url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+                url,
+                echo=echo,
+                # Errors must not copy message text (the SQL parameters) into logs.
+                hide_parameters=True,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
             )
             self._reader = self._writer
 
@@ -92,9 +111,16 @@ async def _translate_outages() -> AsyncIterator[None]:
         yield
     except Exception as exc:
         if _is_outage(exc):
-            log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+            # One line per failed request; the traceback only when debugging.
+            log.warning("database unavailable: %s: %s", type(exc).__name__, _first_line(exc))
+            log.debug("database unavailable", exc_info=exc)
             raise Unavailable(DATABASE_UNAVAILABLE) from exc
         raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0][:200] if text else ""
 
 
 def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:

@@ -309,6 +309,20 @@ class Repository:
             insert(agent_presence).values(sid=sid, agent_id=agent_id, node_id=node_id, seen_at=at)
         )
 
+    async def presence_sids(self, node_id: str) -> list[str]:
+        query = select(agent_presence.c.sid).where(agent_presence.c.node_id == node_id)
+        return list((await self.conn.execute(query)).scalars())
+
+    async def presence_agents(self, sids: Iterable[str]) -> dict[str, str]:
+        """The agent of each of these presence rows (socket id -> agent id)."""
+        wanted = list(sids)
+        if not wanted:
+            return {}
+        query = select(agent_presence.c.sid, agent_presence.c.agent_id).where(
+            agent_presence.c.sid.in_(wanted)
+        )
+        return {row.sid: row.agent_id for row in await self.conn.execute(query)}
+
     async def remove_presence(self, sid: str) -> None:
         await self.conn.execute(delete(agent_presence).where(agent_presence.c.sid == sid))
 

@@ -5,6 +5,7 @@
 #   make run           migrate the default SQLite database and serve on 127.0.0.1:8000
 #   make test          ruff + mypy + pytest (extra pytest args: make test PYTEST_ARGS='-k foo -x')
 #   make lint          ruff + mypy only
+#   make bench         the load benchmark (docs/performance.md); BENCH_ARGS='...'
 #   make lock          regenerate constraints.txt from a fresh, unpinned resolve
 #   make clean         caches and test artifacts;  make distclean  also .venv, tests/js/node_modules
 
@@ -28,10 +29,10 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 PYTEST_ARGS ?=
 SERVE_ARGS ?=
 
-.PHONY: help install install-test postgres-bin redis-bin js-deps run test lint lock clean distclean
+.PHONY: help install install-test postgres-bin redis-bin js-deps run test lint bench lock clean distclean
 
 help:
-	@sed -n '3,10s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,11s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -97,8 +98,14 @@ run: install
 	exec $(BIN)/supportchat serve $(SERVE_ARGS)
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy --strict bench
+
+# The load benchmark (docs/performance.md): make bench BENCH_ARGS='--chats 1000 --agents 20'
+BENCH_ARGS ?= --chats 200 --agents 10 --duration 30
+bench: $(TEST_STAMP)
+	$(BIN)/python -m bench floor $(BENCH_ARGS)
 
 test: install-test lint
 	$(BIN)/pytest -q $(PYTEST_ARGS)

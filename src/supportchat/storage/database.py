@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..domain.errors import Unavailable
@@ -17,7 +18,15 @@ log = logging.getLogger(__name__)
 
 # Errors that mean "the database cannot be reached or is overloaded", as opposed to a
 # constraint or programming error: they become a 503 / failed acknowledgement.
-_UNAVAILABLE = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
+# PoolTimeout: no connection freed up in time (the database is overloaded).
+_UNAVAILABLE = (
+    OperationalError,
+    InterfaceError,
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    PoolTimeout,
+)
 
 
 DATABASE_UNAVAILABLE = "The database is unavailable; nothing was changed. Retry shortly"

@@ -1,0 +1,1 @@
+"""Load benchmarks of supportchat against a bare python-socketio relay: python -m bench."""

@@ -1,19 +1,24 @@
-"""Rate limits of the API document, counted with the `limits` library (moving window).
+"""Rate limits of the API document (moving windows): REST requests per user, admin
+actions per agent, messages per chat (REST and Socket.IO sends alike), and typing
+indicators per person and chat, which are dropped rather than refused.
 
-Counts live in memory by default and in Redis when one is configured, so that several
-server processes share one count. The quotas are the document's: REST requests per
-user, admin actions per agent, messages per chat (REST and Socket.IO sends alike), and
-typing indicators per person and chat, which are dropped rather than refused.
+With Redis configured, counts live there so that several server processes share one
+count, and the `limits` library does the counting. In one process they live in memory,
+in `LocalWindows` below rather than in the library's memory storage: that storage walks
+every key it holds (one thread-pool call per key) after each hit, which at a thousand
+open chats cost more CPU than storing the messages (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, WindowStats, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -48,12 +53,13 @@ class RateLimits:
     ) -> None:
         self.enabled = enabled
         self._items: dict[Quota, RateLimitItem] = {q: parse(text) for q, text in quotas.items()}
+        self._limiter: Limiter
         if storage_uri:
             # redis-py, the client python-socketio's Redis manager uses too.
             storage = storage_from_string(f"async+{storage_uri}", implementation="redispy")
+            self._limiter = MovingWindowRateLimiter(storage)
         else:
-            storage = storage_from_string("async+memory://")
-        self._limiter = MovingWindowRateLimiter(storage)
+            self._limiter = LocalWindows()
 
     async def hit(self, quota: Quota, *key: str) -> Window | None:
         """Count one use; raise RateLimited (with when to retry) if the quota is spent."""
@@ -89,6 +95,66 @@ class RateLimits:
             limit=item.amount,
             reset_at=reset_at,
         )
+
+
+class Limiter(Protocol):
+    """The part of `limits`' async moving-window limiter used here."""
+
+    async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool: ...
+
+    async def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool: ...
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats: ...
+
+
+class LocalWindows:
+    """Moving windows in this process: per key, the times of the hits still inside the
+    window, oldest first. Each call trims its own key; keys nobody used for a whole
+    window are dropped in a sweep every `SWEEP_EVERY` hits, so memory follows the
+    active keys."""
+
+    SWEEP_EVERY = 10_000
+
+    def __init__(self) -> None:
+        self._hits: dict[tuple[str, ...], deque[float]] = {}
+        self._longest = 0.0
+        self._since_sweep = 0
+
+    def _window(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> deque[float]:
+        key = (item.key_for(), *identifiers)
+        hits = self._hits.get(key)
+        if hits is None:
+            hits = self._hits[key] = deque()
+        cutoff = time.time() - item.get_expiry()
+        while hits and hits[0] <= cutoff:
+            hits.popleft()
+        return hits
+
+    async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        hits = self._window(item, identifiers)
+        if len(hits) + cost > item.amount:
+            return False
+        hits.extend([time.time()] * cost)
+        self._longest = max(self._longest, item.get_expiry())
+        self._since_sweep += 1
+        if self._since_sweep >= self.SWEEP_EVERY:
+            self._sweep()
+        return True
+
+    async def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        return len(self._window(item, identifiers)) + cost <= item.amount
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        hits = self._window(item, identifiers)
+        # Room frees up when the oldest hit leaves the window.
+        reset = (hits[0] if hits else time.time()) + item.get_expiry()
+        return WindowStats(reset, item.amount - len(hits))
+
+    def _sweep(self) -> None:
+        self._since_sweep = 0
+        cutoff = time.time() - self._longest
+        for key in [k for k, hits in self._hits.items() if not hits or hits[-1] <= cutoff]:
+            del self._hits[key]
 
 
 def _period(item: RateLimitItem) -> str:

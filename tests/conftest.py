@@ -13,24 +13,15 @@ from typing import Any
 import pytest
 
 from support.clients import Api, SocketFactory
-from support.net import is_ci
-from support.postgres import PostgresCluster, find_pg_bindir, start_cluster
-from support.server import ARTIFACTS_DIR, Cli, ServerInfo, run_cli, running_server
+from support.postgres import PostgresCluster, cluster_for_tests
+from support.server import Cli, ServerInfo, run_cli, running_server
 from support.tokens import AGENT_ROLE, Person, PersonFactory, new_person
 
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """Throwaway PostgreSQL cluster with an empty ``supportchat`` database (trust auth)."""
-    bindir = find_pg_bindir()
-    if bindir is None:
-        msg = "PostgreSQL server binaries (initdb, pg_ctl) not found: run `make install-test`"
-        if is_ci():
-            pytest.fail(msg, pytrace=False)  # CI must exercise PostgreSQL, never skip it
-        pytest.skip(msg)
-    cluster = start_cluster(bindir)
-    yield cluster
-    cluster.cleanup(keep_log_in=ARTIFACTS_DIR)
+    yield from cluster_for_tests()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"], ids=["sqlite", "postgres"])

@@ -63,9 +63,8 @@ from support.chat import (
     with_text,
 )
 from support.clients import Api, SocketClient, SocketFactory
-from support.net import is_ci
-from support.postgres import PostgresCluster, find_pg_bindir, start_cluster
-from support.server import ARTIFACTS_DIR, ServerInfo, running_server
+from support.postgres import PostgresCluster, cluster_for_tests
+from support.server import ServerInfo, running_server
 from support.tokens import AGENT_ROLE, Person, new_person
 
 RECOVERY_DEADLINE = 30.0  # seconds for /health to answer 200 once PostgreSQL is back
@@ -82,15 +81,7 @@ PRESENCE_TTL = 2.0  # seconds (SUPPORTCHAT_PRESENCE_TTL_SECONDS)
 @pytest.fixture(scope="module")
 def outage_cluster() -> Iterator[PostgresCluster]:
     """This module's own PostgreSQL cluster: its tests stop and restart it."""
-    bindir = find_pg_bindir()
-    if bindir is None:
-        msg = "PostgreSQL server binaries (initdb, pg_ctl) not found: run `make install-test`"
-        if is_ci():
-            pytest.fail(msg, pytrace=False)  # CI must exercise PostgreSQL, never skip it
-        pytest.skip(msg)
-    cluster = start_cluster(bindir)
-    yield cluster
-    cluster.cleanup(keep_log_in=ARTIFACTS_DIR, log_name="postgres-outage.log")
+    yield from cluster_for_tests("postgres-outage.log")
 
 
 def _server(
@@ -485,6 +476,32 @@ async def test_outage_answers_503_and_the_server_recovers_by_itself(outage: Outa
     assert_clean_log(outage)
 
 
+@asynccontextmanager
+async def _probe_sessions(
+    cluster: PostgresCluster, lock: str
+) -> AsyncIterator[tuple[AsyncConnection, AsyncConnection]]:
+    """The test's own two sessions: a `locker` that has run `lock` in an open
+    transaction, and a `watcher` in autocommit (each query sees the current state) for
+    `_server_backends_waiting`. Dropped, not rolled back, at the end: the database may
+    be gone by then."""
+    engine = create_async_engine(
+        cluster.url,
+        poolclass=NullPool,
+        connect_args={"server_settings": {"application_name": "outage-probe"}},
+    )
+    locker = await engine.connect()
+    watcher = await engine.connect()
+    try:
+        await watcher.execution_options(isolation_level="AUTOCOMMIT")
+        await locker.begin()
+        await locker.execute(text(lock))
+        yield locker, watcher
+    finally:
+        for conn in (locker, watcher):
+            await conn.invalidate()
+        await engine.dispose()
+
+
 async def _server_backends_waiting(probe: AsyncConnection) -> list[dict[str, Any]]:
     """The server's sessions that wait for a lock (the probe's own sessions excluded),
     with whether each has written yet (a transaction id is assigned at the first write)."""
@@ -512,21 +529,11 @@ async def test_transaction_caught_mid_flight(outage: Outage) -> None:
     rest_text, rest_cid = "REST send caught by the outage", cid("rest")
     agent_text, agent_cid = "Socket.IO reply caught by the outage", cid("agent")
 
-    # The test's own sessions: one holds a lock that lets the server read the messages
-    # table but not insert into it; the other watches pg_stat_activity (autocommit, so
-    # that each query sees the current state).
-    engine = create_async_engine(
-        outage.cluster.url,
-        poolclass=NullPool,
-        connect_args={"server_settings": {"application_name": "outage-probe"}},
-    )
-    locker = await engine.connect()
-    watcher = await engine.connect()
-    try:
-        await watcher.execution_options(isolation_level="AUTOCOMMIT")
-        await locker.begin()
-        await locker.execute(text("LOCK TABLE messages IN SHARE MODE"))
-
+    # A lock that lets the server read the messages table but not insert into it.
+    async with _probe_sessions(outage.cluster, "LOCK TABLE messages IN SHARE MODE") as (
+        _locker,
+        watcher,
+    ):
         rest = asyncio.create_task(
             api.post(
                 f"/api/chat/{ticket_id}/message",
@@ -557,10 +564,6 @@ async def test_transaction_caught_mid_flight(outage: Outage) -> None:
         assert_unavailable(await rest)
         assert_unavailable_ack(await reply)
         await assert_unavailable_chat_error(agent_socket, ticket_id)
-    finally:
-        for conn in (locker, watcher):
-            await conn.invalidate()  # their server is gone: drop, don't roll back
-        await engine.dispose()
 
     # Nobody heard of either message.
     await agent_socket.assert_no("new_message", of_ticket(ticket_id), within=QUIET)
@@ -630,17 +633,10 @@ async def test_connection_refused_while_the_database_shuts_down(outage: Outage) 
     agent_socket = await outage.sockets(agent)
     await ok_call(agent_socket, "join_chat", {"ticketId": ticket_id})
 
-    engine = create_async_engine(
-        outage.cluster.url,
-        poolclass=NullPool,
-        connect_args={"server_settings": {"application_name": "outage-probe"}},
-    )
-    locker = await engine.connect()
-    watcher = await engine.connect()
-    try:
-        await watcher.execution_options(isolation_level="AUTOCOMMIT")
-        await locker.begin()
-        await locker.execute(text("LOCK TABLE tickets IN ACCESS EXCLUSIVE MODE"))
+    async with _probe_sessions(outage.cluster, "LOCK TABLE tickets IN ACCESS EXCLUSIVE MODE") as (
+        locker,
+        watcher,
+    ):
         outage.shutdown_pending = True
         await asyncio.to_thread(outage.cluster.stop, "smart", wait=False)
         deadline = time.monotonic() + LOCK_WAIT_DEADLINE
@@ -670,10 +666,6 @@ async def test_connection_refused_while_the_database_shuts_down(outage: Outage) 
         )
         await locker.rollback()  # the held reads go on
         answers = await asyncio.gather(*reads)
-    finally:
-        for conn in (locker, watcher):
-            await conn.close()
-        await engine.dispose()
 
     refused = [r for r in answers if r.status_code != 200]
     assert refused, "no read needed a new connection: the test proved nothing"

@@ -53,11 +53,7 @@ class Service:
     drain: Drain
 
 
-def create_app(settings: Settings) -> ASGIApp:
-    return build(settings).app
-
-
-def build(settings: Settings) -> Service:
+def create_app(settings: Settings) -> Service:
     settings.ensure_data_dir()
     database = Database(settings.resolved_database_url)
     delivery = GatedManager()
@@ -185,7 +181,7 @@ def build(settings: Settings) -> Service:
 async def _presence_heartbeat(chat: Chat, connections: Connections, settings: Settings) -> None:
     while True:
         try:
-            await presence.heartbeat(chat, connections.node_id, dict(connections.agent_sockets))
+            await presence.heartbeat(chat, connections.node_id, await connections.local_agents())
         except ChatError:
             log.warning("presence heartbeat skipped: database unavailable")
         except Exception:

@@ -60,7 +60,7 @@ def _migrate(settings: Settings) -> None:
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import uvicorn
 
-    from .app import build
+    from .app import create_app
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -75,7 +75,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         settings.signing_secret()  # generates <data_dir>/jwt_secret on first start
     from .shutdown import GracefulServer
 
-    service = build(settings)
+    service = create_app(settings)
     config = uvicorn.Config(
         service.app,
         host=host or settings.host,

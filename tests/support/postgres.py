@@ -13,10 +13,14 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .net import free_port
+import pytest
+
+from .net import free_port, is_ci
+from .server import ARTIFACTS_DIR
 
 PREFERRED_MAJOR = "15"
 DB_SUPERUSER = "postgres"
@@ -211,3 +215,20 @@ def start_cluster(bindir: Path) -> PostgresCluster:
         cluster.cleanup()
         raise
     return cluster
+
+
+def cluster_for_tests(log_name: str = "postgres.log") -> Iterator[PostgresCluster]:
+    """Body of a cluster fixture (``yield from`` it): a started cluster, removed at the
+    end with its log kept as test-artifacts/<log_name>. Without the server binaries the
+    tests skip, except in CI, which must exercise PostgreSQL and fails instead."""
+    bindir = find_pg_bindir()
+    if bindir is None:
+        msg = "PostgreSQL server binaries (initdb, pg_ctl) not found: run `make install-test`"
+        if is_ci():
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    cluster = start_cluster(bindir)
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup(keep_log_in=ARTIFACTS_DIR, log_name=log_name)

@@ -77,12 +77,12 @@ async def heartbeat(chat: Chat, node_id: str, live: Mapping[str, Person]) -> Non
     database was down has no row yet, and one that left then still has its row."""
     async with chat.work() as work:
         moment = now()
-        stored = set(await work.repo.presence_sids(node_id))
+        stored = await work.repo.presence_of_node(node_id)
         changed: set[str] = set()
-        for sid, agent_id in (await work.repo.presence_agents(stored - live.keys())).items():
+        for sid in stored.keys() - live.keys():
             await work.repo.remove_presence(sid)
-            changed.add(agent_id)
-        for sid in live.keys() - stored:
+            changed.add(stored[sid])
+        for sid in live.keys() - stored.keys():
             agent = live[sid]
             await work.repo.upsert_person(agent, moment)
             await work.repo.add_presence(sid, agent.id, node_id, moment)

@@ -58,9 +58,6 @@ class Connections:
         self.verifier = verifier
         self.node_id = node_id
         self._expiry: dict[str, asyncio.TimerHandle] = {}
-        # This process's agent sockets, which the presence heartbeat makes the database
-        # agree with (a presence write can fail during a database outage).
-        self.agent_sockets: dict[str, Person] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # Run after a socket's connection is acknowledged (an emit from inside the
         # connect handler would reach the client before its CONNECT packet).
@@ -70,6 +67,17 @@ class Connections:
         session = await self.sio.get_session(sid)
         actor: Actor = session["actor"]
         return actor
+
+    async def local_agents(self) -> dict[str, Person]:
+        """This process's agent sockets (socket id -> agent): the members of the agents'
+        room here, which the presence heartbeat makes the database agree with."""
+        found: dict[str, Person] = {}
+        for sid, _eio_sid in list(self.sio.manager.get_participants("/", ALL_AGENTS)):
+            try:
+                found[sid] = (await self.actor(sid)).person
+            except KeyError:
+                continue  # left while being listed
+        return found
 
     def _is_client_event(self, sid: str) -> bool:
         """python-socketio also calls the connect/disconnect handlers for EVENT packets a
@@ -106,7 +114,6 @@ class Connections:
         if actor.is_agent:
             await self.sio.enter_room(sid, agent_room(actor.id))
             await self.sio.enter_room(sid, ALL_AGENTS)
-            self.agent_sockets[sid] = actor.person
             try:
                 await presence.agent_connected(self.chat, actor.person, sid, self.node_id)
             except ChatError:
@@ -129,7 +136,6 @@ class Connections:
         except KeyError:
             return
         if actor.is_agent:
-            self.agent_sockets.pop(sid, None)
             try:
                 await presence.agent_disconnected(self.chat, actor.id, sid)
             except ChatError:

@@ -309,17 +309,10 @@ class Repository:
             insert(agent_presence).values(sid=sid, agent_id=agent_id, node_id=node_id, seen_at=at)
         )
 
-    async def presence_sids(self, node_id: str) -> list[str]:
-        query = select(agent_presence.c.sid).where(agent_presence.c.node_id == node_id)
-        return list((await self.conn.execute(query)).scalars())
-
-    async def presence_agents(self, sids: Iterable[str]) -> dict[str, str]:
-        """The agent of each of these presence rows (socket id -> agent id)."""
-        wanted = list(sids)
-        if not wanted:
-            return {}
+    async def presence_of_node(self, node_id: str) -> dict[str, str]:
+        """This process's presence rows: socket id -> agent id."""
         query = select(agent_presence.c.sid, agent_presence.c.agent_id).where(
-            agent_presence.c.sid.in_(wanted)
+            agent_presence.c.node_id == node_id
         )
         return {row.sid: row.agent_id for row in await self.conn.execute(query)}
 

@@ -544,6 +544,24 @@ async def test_repeated_start_while_active_stores_once(api: Api, user: Person) -
         assert texts(again["messages"]) == ["hello"]
 
 
+async def test_start_reusing_an_agents_client_message_id_stores_nothing_twice(
+    api: Api, user: Person, agent: Person
+) -> None:
+    """clientMessageIds are unique per ticket whoever sent them: a start whose id an
+    agent already used in the user's active chat is that send repeated, not a 500."""
+    first = await start_chat(api, user, "hello")
+    reply = await send(api, agent, first["ticketId"], "agent here", clientMessageId="shared")
+    resp = await api.post(
+        "/api/chat/start", token=user, json={"message": "again", "clientMessageId": "shared"}
+    )
+    again = ok_data(resp, 200)
+    assert again["isExisting"] is True
+    assert again["ticketId"] == first["ticketId"]
+    ticket = await get_ticket(api, user, first["ticketId"])
+    assert texts(ticket["messages"]) == ["hello", "agent here"]
+    assert [m["_id"] for m in ticket["messages"]][-1] == reply["messageId"]
+
+
 async def test_client_message_id_is_per_ticket(api: Api, user_factory: PersonFactory) -> None:
     alice, bob = user_factory(), user_factory()
     a = await start_chat(api, alice)

@@ -234,14 +234,14 @@ class Repository:
         return _message(row) if row else None
 
     async def ticket_started_with(self, user_id: str, client_message_id: str) -> str | None:
-        """The id of the user's ticket holding the user's message with this
-        clientMessageId, if any (a retried start whose first answer was lost)."""
+        """The id of the user's ticket holding a message with this clientMessageId, if
+        any (a retried start whose first answer was lost). Ids are unique per ticket
+        whoever sent them, as for any send, so an agent's message counts too."""
         query = (
             select(messages.c.ticket_id)
             .join(tickets, tickets.c.id == messages.c.ticket_id)
             .where(
                 tickets.c.user_id == user_id,
-                messages.c.sender_id == user_id,
                 messages.c.client_message_id == client_message_id,
             )
             .limit(1)

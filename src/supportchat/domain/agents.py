@@ -32,6 +32,7 @@ async def join_ticket(
     await chat.limits.hit(Quota.ADMIN, actor.id)
     async with chat.work() as work:
         ticket = await access_ticket(work.repo, actor, ticket_id, for_update=True)
+        work.in_turn(ticket.id)
         ensure_active(ticket)
         after_seq = await seq_of(work.repo, ticket.id, last_message_id)
         moment = now()
@@ -90,6 +91,7 @@ async def close_ticket(chat: Chat, actor: Actor, ticket_id: str, data: CloseChat
     summary = (data.resolutionSummary or "").strip() or DEFAULT_RESOLUTION
     async with chat.work() as work:
         ticket = await access_ticket(work.repo, actor, ticket_id, for_update=True)
+        work.in_turn(ticket.id)
         if not ticket.status.is_active:
             return Closed(ticket, already=True)
         moment = now()

@@ -19,6 +19,7 @@ from ..storage.repository import Repository
 from .events import Event, Publisher
 from .inputs import Rules
 from .limits import RateLimits
+from .ordering import PublishOrder, Turn
 
 T = TypeVar("T")
 
@@ -26,10 +27,18 @@ T = TypeVar("T")
 @dataclass(slots=True)
 class Work:
     repo: Repository
+    order: PublishOrder
     events: list[Event] = field(default_factory=list)
+    turns: dict[str, Turn] = field(default_factory=dict)
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
+
+    def in_turn(self, ticket_id: str) -> None:
+        """Publish this work's events after those of earlier units of work on the ticket
+        (domain/ordering.py). Call while holding the ticket's row lock."""
+        if ticket_id not in self.turns:
+            self.turns[ticket_id] = self.order.enter(ticket_id)
 
 
 @dataclass(slots=True)
@@ -39,15 +48,24 @@ class Chat:
     rules: Rules
     limits: RateLimits
     presence_ttl_seconds: float = 45.0
+    order: PublishOrder = field(default_factory=PublishOrder)
 
     @asynccontextmanager
     async def work(self) -> AsyncIterator[Work]:
-        async with self.db.write() as conn:
-            work = Work(Repository(conn))
-            yield work
-        # Reached only when the block above committed.
-        if work.events:
-            await self.publisher.publish(work.events)
+        turns: dict[str, Turn] = {}
+        try:
+            async with self.db.write() as conn:
+                work = Work(Repository(conn), self.order, turns=turns)
+                yield work
+            # Reached only when the block above committed.
+            for turn in turns.values():
+                await turn.wait()
+            if work.events:
+                await self.publisher.publish(work.events)
+        finally:
+            # Committed and published, rolled back or cancelled: the next in line goes.
+            for turn in turns.values():
+                turn.done()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Repository]:

@@ -96,6 +96,7 @@ async def post_message(
     elif ticket.status is Status.WAITING_FOR_USER:
         changes["status"] = Status.IN_PROGRESS.value
     seq = await work.repo.take_next_seq(ticket.id, **changes)
+    work.in_turn(ticket.id)  # the ticket's row is locked now, by the update above
     if "status" in changes:
         ticket.status = Status(str(changes["status"]))
     if assigned:

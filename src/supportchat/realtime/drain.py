@@ -2,11 +2,11 @@
 
 On SIGTERM the server stops listening, then (here) refuses new events with a "shutting
 down" error, waits for the events already being handled to finish (their writes commit
-and their acknowledgements go out), and closes every connection at the Engine.IO level.
+and their acknowledgements go out), and closes every connection at the transport level.
 Clients see their transport close, which Socket.IO clients answer by reconnecting (to
 another process, behind a load balancer) and resending what was never acknowledged,
-with the same clientMessageId. A Socket.IO "disconnect" packet would instead tell the
-official client not to reconnect.
+with the same clientMessageId. A Socket.IO "disconnect" packet would instead tell
+clients not to reconnect.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterator
 
 import socketio
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..domain.errors import ShuttingDown
 
@@ -32,6 +33,29 @@ class Drain:
         self._running = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._websockets = 0
+        self._no_websockets = asyncio.Event()
+        self._no_websockets.set()
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """Count the WebSocket sessions in progress. Engine.IO's handler of one returns
+        only after its writer has sent everything queued and closed the socket: that,
+        not Engine.IO's queue being taken, is when its acknowledgements are out."""
+
+        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "websocket":
+                await app(scope, receive, send)
+                return
+            self._websockets += 1
+            self._no_websockets.clear()
+            try:
+                await app(scope, receive, send)
+            finally:
+                self._websockets -= 1
+                if self._websockets == 0:
+                    self._no_websockets.set()
+
+        return counted
 
     @contextlib.contextmanager
     def task(self) -> Iterator[None]:
@@ -57,12 +81,23 @@ class Drain:
             log.warning(
                 "shutdown: %d event(s) still running after %.0f s", self._running, grace_seconds
             )
-        sockets = list(self._sio.eio.sockets.values())
+        sockets = [s for s in self._sio.eio.sockets.values() if not s.closed]
         log.info("shutdown: closing %d connection(s)", len(sockets))
-        # Each close queues a CLOSE packet behind the acknowledgements just sent and waits
-        # for the queue to be written out; a client that stopped reading must not hold
-        # the shutdown up, hence the bound.
-        closing = [asyncio.ensure_future(socket.close(wait=True)) for socket in sockets]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FLUSH_SECONDS
+        closing = []
+        for socket in sockets:
+            if socket.upgraded:
+                # Ends Engine.IO's writer after the packets already queued (the
+                # acknowledgements just sent), which then closes the WebSocket. No CLOSE
+                # packet: both the official and python-socketio's client read a bare close
+                # as a lost transport and reconnect, while python-socketio's reads a CLOSE
+                # packet as a deliberate disconnect and stays away.
+                socket.queue.put_nowait(None)
+            else:
+                # Long-polling: the CLOSE packet goes out with the next poll (the official
+                # client reconnects on it).
+                closing.append(asyncio.ensure_future(socket.close(wait=True)))
         if closing:
             done, late = await asyncio.wait(closing, timeout=FLUSH_SECONDS)
             for task in late:
@@ -72,3 +107,12 @@ class Drain:
                     log.warning(
                         "shutdown: a connection did not close cleanly: %r", task.exception()
                     )
+        # A WebSocket's packets are written once its session has ended (Engine.IO's queue
+        # counts a packet done when taken, before it is written). A client that stopped
+        # reading must not hold the shutdown up, hence the bound; uvicorn closes the rest.
+        if self._no_websockets.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._no_websockets.wait(), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            log.warning("shutdown: %d WebSocket(s) still open; closing them", self._websockets)

@@ -44,6 +44,8 @@ from .storage.database import Database
 
 log = logging.getLogger(__name__)
 
+FORGET_SECONDS = 2.0
+
 
 @dataclass(frozen=True, slots=True)
 class Service:
@@ -116,8 +118,10 @@ def create_app(settings: Settings) -> Service:
         finally:
             beat.cancel()
             slow_clients.cancel()
-            with contextlib.suppress(ChatError):
-                await presence.forget_node(chat, node_id)
+            # Tidying only: the rows expire by themselves after the presence TTL, so a
+            # database that is locked or gone must not hold the exit up.
+            with contextlib.suppress(ChatError, TimeoutError):
+                await asyncio.wait_for(presence.forget_node(chat, node_id), FORGET_SECONDS)
             await database.dispose()
 
     api = FastAPI(
@@ -171,7 +175,9 @@ def create_app(settings: Settings) -> Service:
     # body cap wraps Engine.IO's long-polling too: the engine answers an oversized POST
     # by waiting for a close that never comes, holding the request open.
     app = BodySizeLimit(
-        guard.wrap(socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")),
+        drain.wrap(
+            guard.wrap(socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io"))
+        ),
         max_bytes=settings.max_http_buffer_size,
         cors_origins=settings.cors_origins,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -87,24 +87,10 @@ def _message(row: RowMapping) -> Message:
     )
 
 
-# Statements of the hot paths, built once per dialect. Building a statement costs far
-# more than running it (about 0.3 ms for a ticket query), and SQLAlchemy memoizes the
-# cache key of a statement object, so a reused one also skips that; values go in as
-# bound parameters (expanding ones for IN lists).
-_PREPARED: dict[tuple[str, str], Any] = {}
-
-
 class Repository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self._dialect = conn.dialect.name
-
-    def _prepared(self, name: str, build: Callable[[], Any]) -> Any:
-        key = (name, self._dialect)
-        stmt = _PREPARED.get(key)
-        if stmt is None:
-            stmt = _PREPARED[key] = build()
-        return stmt
 
     def _insert(self, table: Any) -> Any:
         """An INSERT that supports ON CONFLICT on both engines."""
@@ -115,30 +101,45 @@ class Repository:
     # -- people -------------------------------------------------------------------------
 
     async def upsert_person(self, person: Person, at: datetime) -> None:
-        await self.upsert_people([person], at)
+        values = {
+            "full_name": person.full_name,
+            "email": person.email,
+            "role": person.role,
+            "is_agent": person.is_agent,
+        }
+        stmt = self._insert(people).values(id=person.id, updated_at=at, **values)
+        table = stmt.excluded
+        changed = (
+            (people.c.full_name != table.full_name)
+            | (people.c.email != table.email)
+            | (people.c.role.is_distinct_from(table.role))
+            | (people.c.is_agent != table.is_agent)
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[people.c.id],
+            set_={**{k: getattr(table, k) for k in values}, "updated_at": table.updated_at},
+            where=changed,
+        )
+        await self.conn.execute(stmt)
 
     async def upsert_people(self, persons: Sequence[Person], at: datetime) -> None:
         """upsert_person for several people in one statement."""
         if not persons:
             return
-
-        def build() -> Any:
-            stmt = self._insert(people)
-            table = stmt.excluded
-            changed = (
-                (people.c.full_name != table.full_name)
-                | (people.c.email != table.email)
-                | (people.c.role.is_distinct_from(table.role))
-                | (people.c.is_agent != table.is_agent)
-            )
-            columns = ("full_name", "email", "role", "is_agent", "updated_at")
-            return stmt.on_conflict_do_update(
-                index_elements=[people.c.id],
-                set_={k: getattr(table, k) for k in columns},
-                where=changed,
-            )
-
-        stmt = self._prepared("upsert_people", build)
+        stmt = self._insert(people)
+        table = stmt.excluded
+        changed = (
+            (people.c.full_name != table.full_name)
+            | (people.c.email != table.email)
+            | (people.c.role.is_distinct_from(table.role))
+            | (people.c.is_agent != table.is_agent)
+        )
+        columns = ("full_name", "email", "role", "is_agent", "updated_at")
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[people.c.id],
+            set_={k: getattr(table, k) for k in columns},
+            where=changed,
+        )
         rows = [
             {
                 "id": p.id,
@@ -170,14 +171,10 @@ class Repository:
         await self.conn.execute(insert(tickets).values(**values))
 
     async def get_ticket(self, ticket_id: str, *, for_update: bool = False) -> Ticket | None:
-        locking = for_update and self._dialect == "postgresql"
-
-        def build() -> Any:
-            query = _ticket_query().where(tickets.c.id == bindparam("ticket_id"))
-            return query.with_for_update(of=tickets) if locking else query
-
-        query = self._prepared(f"get_ticket:{locking}", build)
-        row = (await self.conn.execute(query, {"ticket_id": ticket_id})).mappings().first()
+        query = _ticket_query().where(tickets.c.id == ticket_id)
+        if for_update and self._dialect == "postgresql":
+            query = query.with_for_update(of=tickets)
+        row = (await self.conn.execute(query)).mappings().first()
         return _ticket(row) if row else None
 
     async def tickets_for_update(self, ticket_ids: Sequence[str]) -> dict[str, Ticket]:
@@ -185,16 +182,10 @@ class Repository:
         locking overlapping sets cannot deadlock)."""
         if not ticket_ids:
             return {}
-
-        def build() -> Any:
-            query = _ticket_query().where(tickets.c.id.in_(bindparam("ids", expanding=True)))
-            if self._dialect == "postgresql":
-                query = query.order_by(tickets.c.id).with_for_update(of=tickets)
-            return query
-
-        query = self._prepared("tickets_for_update", build)
-        params = {"ids": sorted(set(ticket_ids))}
-        rows = (await self.conn.execute(query, params)).mappings()
+        query = _ticket_query().where(tickets.c.id.in_(sorted(set(ticket_ids))))
+        if self._dialect == "postgresql":
+            query = query.order_by(tickets.c.id).with_for_update(of=tickets)
+        rows = (await self.conn.execute(query)).mappings()
         return {row["id"]: _ticket(row) for row in rows}
 
     async def save_ticket_states(self, changed: Sequence[Ticket]) -> None:
@@ -202,19 +193,16 @@ class Repository:
         one statement."""
         if not changed:
             return
-        stmt = self._prepared(
-            "save_ticket_states",
-            lambda: (
-                update(tickets)
-                .where(tickets.c.id == bindparam("ticket_id"))
-                .values(
-                    last_seq=bindparam("last_seq"),
-                    status=bindparam("status"),
-                    assigned_to=bindparam("assigned_to"),
-                    assigned_at=bindparam("assigned_at"),
-                    updated_at=bindparam("updated_at"),
-                )
-            ),
+        stmt = (
+            update(tickets)
+            .where(tickets.c.id == bindparam("ticket_id"))
+            .values(
+                last_seq=bindparam("last_seq"),
+                status=bindparam("status"),
+                assigned_to=bindparam("assigned_to"),
+                assigned_at=bindparam("assigned_at"),
+                updated_at=bindparam("updated_at"),
+            )
         )
         rows = [
             {
@@ -314,7 +302,7 @@ class Repository:
             }
             for m in batch
         ]
-        await self.conn.execute(self._prepared("insert_messages", lambda: insert(messages)), rows)
+        await self.conn.execute(insert(messages), rows)
 
     async def messages_by_client_ids(
         self, keys: Iterable[tuple[str, str]]
@@ -323,27 +311,23 @@ class Repository:
         wanted = set(keys)
         if not wanted:
             return {}
-        query = self._prepared(
-            "messages_by_client_ids",
-            lambda: select(messages).where(
-                messages.c.ticket_id.in_(bindparam("ticket_ids", expanding=True)),
-                messages.c.client_message_id.in_(bindparam("client_ids", expanding=True)),
-            ),
+        query = select(messages).where(
+            messages.c.ticket_id.in_(sorted({t for t, _ in wanted})),
+            messages.c.client_message_id.in_(sorted({c for _, c in wanted})),
         )
-        params = {
-            "ticket_ids": sorted({t for t, _ in wanted}),
-            "client_ids": sorted({c for _, c in wanted}),
-        }
         found: dict[tuple[str, str], Message] = {}
-        for row in (await self.conn.execute(query, params)).mappings():
+        for row in (await self.conn.execute(query)).mappings():
             key = (row["ticket_id"], row["client_message_id"])
             if key in wanted:
                 found[key] = _message(row)
         return found
 
     async def message_by_client_id(self, ticket_id: str, client_message_id: str) -> Message | None:
-        found = await self.messages_by_client_ids([(ticket_id, client_message_id)])
-        return found.get((ticket_id, client_message_id))
+        query = select(messages).where(
+            messages.c.ticket_id == ticket_id, messages.c.client_message_id == client_message_id
+        )
+        row = (await self.conn.execute(query)).mappings().first()
+        return _message(row) if row else None
 
     async def ticket_started_with(self, user_id: str, client_message_id: str) -> str | None:
         """The id of the user's ticket holding a message with this clientMessageId, if
@@ -407,10 +391,7 @@ class Repository:
         """add_watcher for several (ticket id, agent id) pairs in one statement."""
         rows = [{"ticket_id": t, "agent_id": a, "joined_at": at} for t, a in sorted(set(pairs))]
         if rows:
-            stmt = self._prepared(
-                "add_watchers", lambda: self._insert(ticket_watchers).on_conflict_do_nothing()
-            )
-            await self.conn.execute(stmt, rows)
+            await self.conn.execute(self._insert(ticket_watchers).on_conflict_do_nothing(), rows)
 
     async def remove_watcher(self, ticket_id: str, agent_id: str) -> None:
         await self.conn.execute(
@@ -426,13 +407,10 @@ class Repository:
         found: dict[str, list[str]] = {ticket_id: [] for ticket_id in ticket_ids}
         if not found:
             return found
-        query = self._prepared(
-            "watchers_of",
-            lambda: select(ticket_watchers.c.ticket_id, ticket_watchers.c.agent_id).where(
-                ticket_watchers.c.ticket_id.in_(bindparam("ticket_ids", expanding=True))
-            ),
+        query = select(ticket_watchers.c.ticket_id, ticket_watchers.c.agent_id).where(
+            ticket_watchers.c.ticket_id.in_(list(found))
         )
-        for ticket_id, agent_id in await self.conn.execute(query, {"ticket_ids": list(found)}):
+        for ticket_id, agent_id in await self.conn.execute(query):
             found[ticket_id].append(agent_id)
         return found
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -122,37 +122,6 @@ class Repository:
         )
         await self.conn.execute(stmt)
 
-    async def upsert_people(self, persons: Sequence[Person], at: datetime) -> None:
-        """upsert_person for several people in one statement."""
-        if not persons:
-            return
-        stmt = self._insert(people)
-        table = stmt.excluded
-        changed = (
-            (people.c.full_name != table.full_name)
-            | (people.c.email != table.email)
-            | (people.c.role.is_distinct_from(table.role))
-            | (people.c.is_agent != table.is_agent)
-        )
-        columns = ("full_name", "email", "role", "is_agent", "updated_at")
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[people.c.id],
-            set_={k: getattr(table, k) for k in columns},
-            where=changed,
-        )
-        rows = [
-            {
-                "id": p.id,
-                "full_name": p.full_name,
-                "email": p.email,
-                "role": p.role,
-                "is_agent": p.is_agent,
-                "updated_at": at,
-            }
-            for p in persons
-        ]
-        await self.conn.execute(stmt, rows)
-
     # -- tickets --------------------------------------------------------------------------
 
     async def next_ticket_number(self, year: int) -> int:
@@ -176,46 +145,6 @@ class Repository:
             query = query.with_for_update(of=tickets)
         row = (await self.conn.execute(query)).mappings().first()
         return _ticket(row) if row else None
-
-    async def tickets_for_update(self, ticket_ids: Sequence[str]) -> dict[str, Ticket]:
-        """Several tickets by id, locked on PostgreSQL in id order (so two transactions
-        locking overlapping sets cannot deadlock)."""
-        if not ticket_ids:
-            return {}
-        query = _ticket_query().where(tickets.c.id.in_(sorted(set(ticket_ids))))
-        if self._dialect == "postgresql":
-            query = query.order_by(tickets.c.id).with_for_update(of=tickets)
-        rows = (await self.conn.execute(query)).mappings()
-        return {row["id"]: _ticket(row) for row in rows}
-
-    async def save_ticket_states(self, changed: Sequence[Ticket]) -> None:
-        """Write the position and conversation state of several tickets (held locked) in
-        one statement."""
-        if not changed:
-            return
-        stmt = (
-            update(tickets)
-            .where(tickets.c.id == bindparam("ticket_id"))
-            .values(
-                last_seq=bindparam("last_seq"),
-                status=bindparam("status"),
-                assigned_to=bindparam("assigned_to"),
-                assigned_at=bindparam("assigned_at"),
-                updated_at=bindparam("updated_at"),
-            )
-        )
-        rows = [
-            {
-                "ticket_id": t.id,
-                "last_seq": t.last_seq,
-                "status": t.status.value,
-                "assigned_to": t.assigned_to.id if t.assigned_to else None,
-                "assigned_at": t.assigned_at,
-                "updated_at": t.updated_at,
-            }
-            for t in changed
-        ]
-        await self.conn.execute(stmt, rows)
 
     async def active_ticket_of(self, user_id: str) -> Ticket | None:
         query = _ticket_query().where(
@@ -281,46 +210,21 @@ class Repository:
         return int((await self.conn.execute(stmt)).scalar_one())
 
     async def insert_message(self, message: Message) -> None:
-        await self.insert_messages([message])
-
-    async def insert_messages(self, batch: Sequence[Message]) -> None:
-        if not batch:
-            return
-        rows = [
-            {
-                "id": m.id,
-                "ticket_id": m.ticket_id,
-                "seq": m.seq,
-                "sender_id": m.sender_id,
-                "sender_name": m.sender_name,
-                "sender_model": m.sender_model,
-                "is_admin_reply": m.is_admin_reply,
-                "body": m.body,
-                "attachments": m.attachments,
-                "client_message_id": m.client_message_id,
-                "created_at": m.created_at,
-            }
-            for m in batch
-        ]
-        await self.conn.execute(insert(messages), rows)
-
-    async def messages_by_client_ids(
-        self, keys: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], Message]:
-        """Messages by (ticket id, clientMessageId), for several in one query."""
-        wanted = set(keys)
-        if not wanted:
-            return {}
-        query = select(messages).where(
-            messages.c.ticket_id.in_(sorted({t for t, _ in wanted})),
-            messages.c.client_message_id.in_(sorted({c for _, c in wanted})),
+        await self.conn.execute(
+            insert(messages).values(
+                id=message.id,
+                ticket_id=message.ticket_id,
+                seq=message.seq,
+                sender_id=message.sender_id,
+                sender_name=message.sender_name,
+                sender_model=message.sender_model,
+                is_admin_reply=message.is_admin_reply,
+                body=message.body,
+                attachments=message.attachments,
+                client_message_id=message.client_message_id,
+                created_at=message.created_at,
+            )
         )
-        found: dict[tuple[str, str], Message] = {}
-        for row in (await self.conn.execute(query)).mappings():
-            key = (row["ticket_id"], row["client_message_id"])
-            if key in wanted:
-                found[key] = _message(row)
-        return found
 
     async def message_by_client_id(self, ticket_id: str, client_message_id: str) -> Message | None:
         query = select(messages).where(
@@ -387,12 +291,6 @@ class Repository:
         result = await self.conn.execute(stmt)
         return bool(result.rowcount)
 
-    async def add_watchers(self, pairs: Iterable[tuple[str, str]], at: datetime) -> None:
-        """add_watcher for several (ticket id, agent id) pairs in one statement."""
-        rows = [{"ticket_id": t, "agent_id": a, "joined_at": at} for t, a in sorted(set(pairs))]
-        if rows:
-            await self.conn.execute(self._insert(ticket_watchers).on_conflict_do_nothing(), rows)
-
     async def remove_watcher(self, ticket_id: str, agent_id: str) -> None:
         await self.conn.execute(
             delete(ticket_watchers).where(
@@ -401,18 +299,8 @@ class Repository:
         )
 
     async def watchers(self, ticket_id: str) -> list[str]:
-        return (await self.watchers_of([ticket_id]))[ticket_id]
-
-    async def watchers_of(self, ticket_ids: Sequence[str]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {ticket_id: [] for ticket_id in ticket_ids}
-        if not found:
-            return found
-        query = select(ticket_watchers.c.ticket_id, ticket_watchers.c.agent_id).where(
-            ticket_watchers.c.ticket_id.in_(list(found))
-        )
-        for ticket_id, agent_id in await self.conn.execute(query):
-            found[ticket_id].append(agent_id)
-        return found
+        query = select(ticket_watchers.c.agent_id).where(ticket_watchers.c.ticket_id == ticket_id)
+        return list((await self.conn.execute(query)).scalars())
 
     # -- presence -------------------------------------------------------------------------
 

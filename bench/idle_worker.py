@@ -8,17 +8,15 @@ Phases over the pipe: ``ready`` (connected, failed, seconds) -> ``check`` ->
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import resource
 import time
-import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 from . import wire
 from .tokens import make_token
-from .workers import inbox
+from .workers import inbox, run_worker
 
 
 @dataclass(frozen=True)
@@ -89,8 +87,6 @@ def raise_fd_limit() -> None:
 
 
 def idle_main(plan: IdlePlan, pipe: Pipe) -> None:
-    import uvloop
-
     async def main() -> None:
         raise_fd_limit()
         holder = Holder(plan)
@@ -105,9 +101,4 @@ def idle_main(plan: IdlePlan, pipe: Pipe) -> None:
             conn.close()
         await asyncio.sleep(0.5)
 
-    try:
-        uvloop.run(main())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            pipe.send(("error", traceback.format_exc()))
-        raise
+    run_worker(main, pipe)

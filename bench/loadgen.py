@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import array
 import asyncio
-import contextlib
 import heapq
 import os
 import random
 import time
-import traceback
 from collections import Counter
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
@@ -39,7 +37,7 @@ from . import wire
 from .plan import SetupInfo, WorkerPlan, WorkerResult
 from .servers import REAL
 from .tokens import make_token
-from .workers import inbox
+from .workers import inbox, run_worker
 
 USER, AGENT = "u", "a"
 STORM_RETRIES = 5
@@ -503,14 +501,8 @@ def check(answer: Any, what: str) -> None:
 
 def worker_main(plan: WorkerPlan, pipe: Pipe) -> None:
     """Process entry point (see workers.Pool)."""
-    import uvloop
 
     async def main() -> None:
         await Floor(plan, pipe).run()
 
-    try:
-        uvloop.run(main())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            pipe.send(("error", traceback.format_exc()))
-        raise
+    run_worker(main, pipe)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import array
 import asyncio
-import contextlib
 import os
 import random
 import time
-import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
 
@@ -22,7 +20,7 @@ import aiohttp
 
 from .seed import AGENT_PREFIX, USER_PREFIX
 from .tokens import make_token
-from .workers import inbox
+from .workers import inbox, run_worker
 
 HISTORY, ACTIVE, START, BYTES = "history", "active", "start", "bytes"
 
@@ -114,7 +112,6 @@ async def run_job(job: RestJob, worker: int) -> RestResult:
 
 def rest_main(worker: int, pipe: Pipe) -> None:
     """Process entry point (see workers.Pool); ``worker`` is its index."""
-    import uvloop
 
     async def main() -> None:
         orders = inbox(pipe)
@@ -124,9 +121,4 @@ def rest_main(worker: int, pipe: Pipe) -> None:
                 return
             pipe.send(("done", await run_job(job, worker)))
 
-    try:
-        uvloop.run(main())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            pipe.send(("error", traceback.format_exc()))
-        raise
+    run_worker(main, pipe)

@@ -9,11 +9,27 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import time
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any
 
 ERROR = "error"
+
+
+def run_worker(
+    main: Callable[[], Coroutine[Any, Any, None]], pipe: multiprocessing.connection.Connection
+) -> None:
+    """A worker process's body: `main` under uvloop; a crash is reported to the
+    orchestrator as ``(ERROR, traceback)`` before it propagates."""
+    import uvloop
+
+    try:
+        uvloop.run(main())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            pipe.send((ERROR, traceback.format_exc()))
+        raise
 
 
 def inbox(pipe: multiprocessing.connection.Connection) -> asyncio.Queue[tuple[str, Any]]:

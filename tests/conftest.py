@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from support.clients import Api, SocketFactory
-from support.postgres import PostgresCluster, cluster_for_tests
+from support.postgres import PostgresCluster, cluster_for_tests, database_url_for
 from support.server import Cli, ServerInfo, run_cli, running_server
 from support.tokens import AGENT_ROLE, Person, PersonFactory, new_person
 
@@ -31,11 +31,7 @@ def server(
     """A running server per backend. Session scoped, so pytest orders the tests to start
     each backend's server once, and stops the SQLite one before the PostgreSQL one starts."""
     database: str = request.param
-    database_url = None
-    if database == "postgres":
-        # Requested lazily so SQLite-only runs (-k sqlite) never need PostgreSQL.
-        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-        database_url = cluster.url
+    database_url = database_url_for(request, database)
     data_dir = tmp_path_factory.mktemp(f"server-{database}")
     with running_server(database, data_dir, database_url=database_url) as proc:
         assert proc.info is not None

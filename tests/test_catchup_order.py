@@ -34,12 +34,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 import socketio
 
 from support import AGENT_ROLE, Api, Person, ServerInfo, new_person, ok_data, start_chat
-from support.postgres import PostgresCluster
+from support.clients import SocketClient
+from support.postgres import database_url_for
 from support.server import running_server
 
 ROUNDS = 16  # joins per test, each in the middle of the flood
@@ -66,10 +66,7 @@ def flood_server(
     """A server per database without rate limits, and with room for long replays in a
     socket's outgoing queue (the stalled-client guard disconnects at 1000 by default)."""
     database: str = request.param
-    database_url = None
-    if database == "postgres":
-        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-        database_url = cluster.url
+    database_url = database_url_for(request, database)
     env = {
         "SUPPORTCHAT_RATE_LIMITS_ENABLED": "false",
         "SUPPORTCHAT_MAX_QUEUED_PACKETS": "100000",
@@ -100,56 +97,50 @@ class Record:
     data: Any
 
 
-class Recorder:
-    """One Socket.IO connection recording every event it receives, in order.
+class Recorder(SocketClient):
+    """One Socket.IO connection (the harness's client) recording every event it
+    receives, in order, in ``records``.
 
-    The handlers are plain functions: python-engineio runs each received message in a
+    The handler is a plain function: python-engineio runs each received message in a
     task of its own, in arrival order, and a handler that never awaits appends in that
     task's first step, so the list keeps the order of the wire. Acknowledgements of
     ``call`` are recorded in the same list, so a test can tell what came after an ack."""
 
     def __init__(self, base_url: str, person: Person, user_type: str) -> None:
-        self.base_url = base_url
+        super().__init__(base_url, person.token, user_type, label=f"{user_type}:{person.id}")
         self.person = person
-        self.user_type = user_type
-        self.label = f"{user_type}:{person.id}"
         self.records: list[Record] = []
-        self._http: aiohttp.ClientSession | None = None
-        self.sio: Any = None
         self._changed = asyncio.Event()
 
-    async def connect(self) -> None:
-        self._http = aiohttp.ClientSession()
-        self.sio = socketio.AsyncClient(
-            reconnection=False, handle_sigint=False, http_session=self._http
-        )
-        self.sio.on("*", self._on_any)
-        await self.sio.connect(
-            self.base_url,
-            auth={"token": self.person.token, "userType": self.user_type},
-            transports=["websocket"],
-            wait_timeout=10,
-        )
+    def _register(self, sio: socketio.AsyncClient) -> None:
+        sio.on("*", self._on_any)
 
     def _on_any(self, event: str, *args: Any) -> None:
+        self._append(event, args)
+
+    def _append(self, event: str, args: tuple[Any, ...]) -> None:
         self.records.append(Record(event, args[0] if len(args) == 1 else args))
         self._changed.set()
 
-    async def call(self, event: str, data: Any) -> Any:
+    async def call(
+        self,
+        event: str,
+        data: Any = None,
+        timeout: float = ACK_TIMEOUT,  # noqa: ASYNC109 - the harness client's signature
+    ) -> Any:
         """Emit with an acknowledgement; returns it (and records it as ``ack:<event>``)."""
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def on_ack(*args: Any) -> None:
-            ack = args[0] if len(args) == 1 else args
-            self.records.append(Record(f"ack:{event}", ack))
+            self._append(f"ack:{event}", args)
             if not done.done():
-                done.set_result(ack)
+                done.set_result(args[0] if len(args) == 1 else args)
 
-        await self.sio.emit(event, data, callback=on_ack)
+        await self._sio().emit(event, data, callback=on_ack)
         try:
-            return await asyncio.wait_for(done, ACK_TIMEOUT)
+            return await asyncio.wait_for(done, timeout)
         except TimeoutError:
-            raise AssertionError(f"{self.label}: no ack for {event} in {ACK_TIMEOUT} s") from None
+            raise AssertionError(f"{self.label}: no ack for {event} in {timeout} s") from None
 
     async def ok(self, event: str, data: Any) -> dict[str, Any]:
         ack = await self.call(event, data)
@@ -183,16 +174,6 @@ class Recorder:
                 f"{self.label}: seq {seq} never arrived in {DELIVERY_TIMEOUT} s; "
                 f"received {len(got)} new_message, last ones {got[-10:]}"
             ) from None
-
-    async def close(self) -> None:
-        sio, self.sio = self.sio, None
-        http, self._http = self._http, None
-        try:
-            if sio is not None and sio.connected:
-                await sio.disconnect()
-        finally:
-            if http is not None and not http.closed:
-                await http.close()
 
 
 # --- the flood ------------------------------------------------------------------------------
@@ -276,7 +257,7 @@ class Scene:
             self.server.base_url, person, user_type or ("admin" if person.role else "user")
         )
         self.sockets.append(recorder)
-        await recorder.connect()
+        await recorder.connect(wait_timeout=10)
         return recorder
 
     def pick_last_seen(self) -> tuple[int, str]:
@@ -312,7 +293,7 @@ async def scene(flood_server: ServerInfo, api: Api) -> AsyncIterator[Scene]:
     finally:
         scene.flood.stop.set()
         await asyncio.gather(*scene.flood.tasks, return_exceptions=True)
-        await asyncio.gather(*(s.close() for s in scene.sockets), return_exceptions=True)
+        await asyncio.gather(*(s.disconnect() for s in scene.sockets), return_exceptions=True)
 
 
 # --- the joins ------------------------------------------------------------------------------

@@ -312,6 +312,24 @@ def cid(label: str) -> str:
 # --- the tests ---------------------------------------------------------------------------
 
 
+async def rest_send(
+    api: Api, who: Person, ticket_id: str, text: str, client_message_id: str
+) -> httpx.Response:
+    """POST /api/chat/:ticketId/message with a clientMessageId; the raw response."""
+    return await api.post(
+        f"/api/chat/{ticket_id}/message",
+        token=who,
+        json={"message": text, "clientMessageId": client_message_id},
+    )
+
+
+async def rest_start(api: Api, who: Person, text: str, client_message_id: str) -> httpx.Response:
+    """POST /api/chat/start with a clientMessageId; the raw response."""
+    return await api.post(
+        "/api/chat/start", token=who, json={"message": text, "clientMessageId": client_message_id}
+    )
+
+
 async def test_outage_answers_503_and_the_server_recovers_by_itself(outage: Outage) -> None:
     api = outage.api
     user, agent, newcomer = outage.user(), outage.agent(), outage.user()
@@ -342,20 +360,8 @@ async def test_outage_answers_503_and_the_server_recovers_by_itself(outage: Outa
     assert_names_the_database(health["message"])
 
     # REST writes: a message, a new chat.
-    assert_unavailable(
-        await api.post(
-            f"/api/chat/{ticket_id}/message",
-            token=user,
-            json={"message": rest_text, "clientMessageId": rest_cid},
-        )
-    )
-    assert_unavailable(
-        await api.post(
-            "/api/chat/start",
-            token=newcomer,
-            json={"message": start_text, "clientMessageId": start_cid},
-        )
-    )
+    assert_unavailable(await rest_send(api, user, ticket_id, rest_text, rest_cid))
+    assert_unavailable(await rest_start(api, newcomer, start_text, start_cid))
     # REST reads, as the user and as the agent.
     for path, who in (
         ("/api/chat/history", user),
@@ -406,13 +412,7 @@ async def test_outage_answers_503_and_the_server_recovers_by_itself(outage: Outa
     assert (user_socket.sid, agent_socket.sid) == sids
 
     # The clients retry with the same clientMessageIds: each is stored now, once.
-    sent = ok_data(
-        await api.post(
-            f"/api/chat/{ticket_id}/message",
-            token=user,
-            json={"message": rest_text, "clientMessageId": rest_cid},
-        )
-    )
+    sent = ok_data(await rest_send(api, user, ticket_id, rest_text, rest_cid))
     assert sent["duplicate"] is False and sent["seq"] == 2, sent
     live = await agent_socket.wait_for("new_message", with_text(ticket_id, rest_text))
     assert live["seq"] == 2, live
@@ -438,23 +438,13 @@ async def test_outage_answers_503_and_the_server_recovers_by_itself(outage: Outa
     assert live["messageId"] == ack["data"]["messageId"], live
 
     new_chat = ok_data(
-        await api.post(
-            "/api/chat/start",
-            token=newcomer,
-            json={"message": start_text, "clientMessageId": start_cid},
-        ),
+        await rest_start(api, newcomer, start_text, start_cid),
         201,
     )
     assert new_chat["isExisting"] is False, new_chat
 
     # A second retry of each is recognised as a repeat: exactly one message per id.
-    again = ok_data(
-        await api.post(
-            f"/api/chat/{ticket_id}/message",
-            token=user,
-            json={"message": rest_text, "clientMessageId": rest_cid},
-        )
-    )
+    again = ok_data(await rest_send(api, user, ticket_id, rest_text, rest_cid))
     assert again["duplicate"] is True and again["messageId"] == sent["messageId"], again
     ack = await ok_call(
         user_socket,
@@ -534,13 +524,7 @@ async def test_transaction_caught_mid_flight(outage: Outage) -> None:
         _locker,
         watcher,
     ):
-        rest = asyncio.create_task(
-            api.post(
-                f"/api/chat/{ticket_id}/message",
-                token=user,
-                json={"message": rest_text, "clientMessageId": rest_cid},
-            )
-        )
+        rest = asyncio.create_task(rest_send(api, user, ticket_id, rest_text, rest_cid))
         reply = asyncio.create_task(
             agent_socket.call(
                 "admin_send_message",
@@ -579,13 +563,7 @@ async def test_transaction_caught_mid_flight(outage: Outage) -> None:
     assert texts_of(after) == texts_of(before), texts_of(after)
     assert after["lastUpdated"] == before["lastUpdated"], (before, after)
 
-    sent = ok_data(
-        await api.post(
-            f"/api/chat/{ticket_id}/message",
-            token=user,
-            json={"message": rest_text, "clientMessageId": rest_cid},
-        )
-    )
+    sent = ok_data(await rest_send(api, user, ticket_id, rest_text, rest_cid))
     assert sent["duplicate"] is False and sent["seq"] == 2, sent
     await agent_socket.wait_for("new_message", with_text(ticket_id, rest_text))
     ack = await ok_call(
@@ -659,11 +637,7 @@ async def test_connection_refused_while_the_database_shuts_down(outage: Outage) 
             "admin_send_message",
             {"ticketId": ticket_id, "message": "Refused", "clientMessageId": cid("agent")},
         )
-        sent = await api.post(
-            f"/api/chat/{ticket_id}/message",
-            token=user,
-            json={"message": "Refused too", "clientMessageId": cid("rest")},
-        )
+        sent = await rest_send(api, user, ticket_id, "Refused too", cid("rest"))
         await locker.rollback()  # the held reads go on
         answers = await asyncio.gather(*reads)
 

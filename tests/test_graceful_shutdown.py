@@ -56,7 +56,7 @@ import socketio
 
 from support import AGENT_ROLE, Api, Person, new_person, ok_data, start_chat
 from support.net import is_ci
-from support.postgres import PostgresCluster
+from support.postgres import database_url_for
 from support.server import ServerProcess, running_server
 
 CLEAN_EXIT = (-signal.SIGTERM, 0)  # uvicorn re-raises SIGTERM: systemd's clean stop
@@ -132,13 +132,6 @@ class Node:
                     return
             await asyncio.sleep(0.02)
         raise AssertionError(f"the server never logged {text!r}")
-
-
-def database_url_for(request: pytest.FixtureRequest, database: str) -> str | None:
-    if database == "sqlite":
-        return None
-    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-    return cluster.url
 
 
 @contextlib.contextmanager

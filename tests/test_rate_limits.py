@@ -24,7 +24,7 @@ import pytest
 
 from support.clients import Api, SocketClient, SocketFactory
 from support.net import is_ci
-from support.postgres import PostgresCluster
+from support.postgres import PostgresCluster, database_url_for
 from support.redis_server import RedisServer, find_redis_server, start_redis
 from support.server import ARTIFACTS_DIR, ServerInfo, ServerProcess, running_server
 from support.tokens import AGENT_ROLE, Person, new_person
@@ -74,20 +74,13 @@ def _server(
     return running_server(label, data_dir, env=dict(env), database_url=database_url, secret=secret)
 
 
-def _database_url(request: pytest.FixtureRequest, database: str) -> str | None:
-    if database == "sqlite":
-        return None
-    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-    return cluster.url
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def limited(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Limited]:
     """One server process with SMALL_LIMITS (counts in memory), per database."""
     database: str = request.param
-    url = _database_url(request, database)
+    url = database_url_for(request, database)
     with _server(tmp_path_factory, f"ratelimits-{database}", SMALL_LIMITS, url) as proc:
         assert proc.info is not None
         yield Limited(proc.info)

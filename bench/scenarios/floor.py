@@ -190,21 +190,28 @@ def drive(server: servers.Server, cfg: FloorConfig, profile_to: Path | None = No
     return run
 
 
+# The counts each generator process reports and the run adds up, under the same names.
+SUMMED_COUNTS = (
+    "sent",
+    "acked",
+    "delivered",
+    "lost",
+    "duplicated",
+    "unacked",
+    "delivered_unacked",
+    "misrouted",
+    "foreign",
+    "echoed",
+    "duplicate_acks",
+    "fanout_duplicated",
+    "unexpected_disconnects",
+)
+
+
 def tally(run: FloorRun, results: list[WorkerResult], *, total_agents: int) -> None:
     for r in results:
-        run.sent += r.sent
-        run.acked += r.acked
-        run.delivered += r.delivered
-        run.lost += r.lost
-        run.duplicated += r.duplicated
-        run.unacked += r.unacked
-        run.delivered_unacked += r.delivered_unacked
-        run.misrouted += r.misrouted
-        run.foreign += r.foreign
-        run.echoed += r.echoed
-        run.duplicate_acks += r.duplicate_acks
-        run.fanout_duplicated += r.fanout_duplicated
-        run.unexpected_disconnects += r.unexpected_disconnects
+        for name in SUMMED_COUNTS:
+            setattr(run, name, getattr(run, name) + getattr(r, name))
         run.lost_examples.extend(r.lost_examples[: 10 - len(run.lost_examples)])
         for code, n in r.failed.items():
             run.refused[code] = run.refused.get(code, 0) + n

@@ -232,3 +232,13 @@ def cluster_for_tests(log_name: str = "postgres.log") -> Iterator[PostgresCluste
         yield cluster
     finally:
         cluster.cleanup(keep_log_in=ARTIFACTS_DIR, log_name=log_name)
+
+
+def database_url_for(request: pytest.FixtureRequest, database: str) -> str | None:
+    """The server's database URL for a test parametrised by database: None for SQLite (in
+    the server's data dir), else the session's PostgreSQL cluster, requested lazily so
+    that SQLite-only runs (-k sqlite) never need PostgreSQL."""
+    if database == "sqlite":
+        return None
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return cluster.url

@@ -26,16 +26,42 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 2.0
 
 
+class _InProgress:
+    """How many of something are in progress, and a way to wait until none is."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._none = asyncio.Event()
+        self._none.set()
+
+    @contextlib.contextmanager
+    def one(self) -> Iterator[None]:
+        self.count += 1
+        self._none.clear()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self._none.set()
+
+    async def until_none(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait
+        """Wait until nothing is in progress; False if `timeout` passed first."""
+        if self._none.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._none.wait(), max(0.0, timeout))
+        except TimeoutError:
+            return False
+        return True
+
+
 class Drain:
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self._sio = sio
         self.closing = False
-        self._running = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._websockets = 0
-        self._no_websockets = asyncio.Event()
-        self._no_websockets.set()
+        self._events = _InProgress()
+        self._websockets = _InProgress()
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
         """Count the WebSocket sessions in progress. Engine.IO's handler of one returns
@@ -46,14 +72,8 @@ class Drain:
             if scope["type"] != "websocket":
                 await app(scope, receive, send)
                 return
-            self._websockets += 1
-            self._no_websockets.clear()
-            try:
+            with self._websockets.one():
                 await app(scope, receive, send)
-            finally:
-                self._websockets -= 1
-                if self._websockets == 0:
-                    self._no_websockets.set()
 
         return counted
 
@@ -62,24 +82,18 @@ class Drain:
         """Wraps the handling of one event: refused once closing, counted until done."""
         if self.closing:
             raise ShuttingDown()
-        self._running += 1
-        self._idle.clear()
-        try:
+        with self._events.one():
             yield
-        finally:
-            self._running -= 1
-            if self._running == 0:
-                self._idle.set()
 
     async def finish(self, grace_seconds: float) -> None:
         """Stop taking events, let the running ones end (up to `grace_seconds`), then
         close every connection so that its client reconnects elsewhere."""
         self.closing = True
-        try:
-            await asyncio.wait_for(self._idle.wait(), grace_seconds)
-        except TimeoutError:
+        if not await self._events.until_none(grace_seconds):
             log.warning(
-                "shutdown: %d event(s) still running after %.0f s", self._running, grace_seconds
+                "shutdown: %d event(s) still running after %.0f s",
+                self._events.count,
+                grace_seconds,
             )
         sockets = [s for s in self._sio.eio.sockets.values() if not s.closed]
         log.info("shutdown: closing %d connection(s)", len(sockets))
@@ -110,9 +124,7 @@ class Drain:
         # A WebSocket's packets are written once its session has ended (Engine.IO's queue
         # counts a packet done when taken, before it is written). A client that stopped
         # reading must not hold the shutdown up, hence the bound; uvicorn closes the rest.
-        if self._no_websockets.is_set():
-            return
-        try:
-            await asyncio.wait_for(self._no_websockets.wait(), max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            log.warning("shutdown: %d WebSocket(s) still open; closing them", self._websockets)
+        if not await self._websockets.until_none(deadline - loop.time()):
+            log.warning(
+                "shutdown: %d WebSocket(s) still open; closing them", self._websockets.count
+            )

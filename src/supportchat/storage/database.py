@@ -18,15 +18,9 @@ log = logging.getLogger(__name__)
 
 # Errors that mean "the database cannot be reached or is overloaded", as opposed to a
 # constraint or programming error: they become a 503 / failed acknowledgement.
+# OSError covers the socket errors (ConnectionError, TimeoutError are subclasses);
 # PoolTimeout: no connection freed up in time (the database is overloaded).
-_UNAVAILABLE = (
-    OperationalError,
-    InterfaceError,
-    OSError,
-    ConnectionError,
-    TimeoutError,
-    PoolTimeout,
-)
+_UNAVAILABLE = (OperationalError, InterfaceError, OSError, PoolTimeout)
 
 
 DATABASE_UNAVAILABLE = "The database is unavailable; nothing was changed. Retry shortly"
@@ -64,24 +58,16 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # Errors must not copy message text (the SQL parameters) into logs.
+        common: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
-            self._writer = create_async_engine(
-                url, echo=echo, hide_parameters=True, pool_size=1, max_overflow=0
-            )
-            self._reader = create_async_engine(
-                url, echo=echo, hide_parameters=True, pool_size=4, max_overflow=4
-            )
+            self._writer = create_async_engine(url, pool_size=1, max_overflow=0, **common)
+            self._reader = create_async_engine(url, pool_size=4, max_overflow=4, **common)
             _configure_sqlite(self._writer, begin="BEGIN IMMEDIATE")
             _configure_sqlite(self._reader, begin="BEGIN")
         else:
             self._writer = create_async_engine(
-                url,
-                echo=echo,
-                # Errors must not copy message text (the SQL parameters) into logs.
-                hide_parameters=True,
-                pool_size=10,
-                max_overflow=10,
-                pool_pre_ping=True,
+                url, pool_size=10, max_overflow=10, pool_pre_ping=True, **common
             )
             self._reader = self._writer
 

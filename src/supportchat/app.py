@@ -175,9 +175,7 @@ def create_app(settings: Settings) -> Service:
     # body cap wraps Engine.IO's long-polling too: the engine answers an oversized POST
     # by waiting for a close that never comes, holding the request open.
     app = BodySizeLimit(
-        drain.wrap(
-            guard.wrap(socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io"))
-        ),
+        guard.wrap(socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")),
         max_bytes=settings.max_http_buffer_size,
         cors_origins=settings.cors_origins,
     )

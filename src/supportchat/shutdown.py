@@ -8,14 +8,19 @@ every restart)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 
 import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from .realtime.drain import Drain
 
 log = logging.getLogger(__name__)
+
+# How long the WebSockets' closing handshakes may take once the drain has closed them.
+CLOSE_HANDSHAKE_SECONDS = 2.0
 
 
 class GracefulServer(uvicorn.Server):
@@ -31,4 +36,28 @@ class GracefulServer(uvicorn.Server):
             server.close()
         log.info("shutdown: finishing Socket.IO events in flight")
         await self._drain.finish(self._grace_seconds)
+        await self._websockets_closed(CLOSE_HANDSHAKE_SECONDS)
         await super().shutdown(sockets)
+
+    async def _websockets_closed(self, timeout: float) -> None:  # noqa: ASYNC109 - bounded
+        """Wait until each WebSocket the drain closed has finished its closing handshake.
+
+        uvicorn's shutdown closes a connection at once, even one waiting for its peer's
+        close frame. A client still sending at that moment leaves unread data on the
+        server's side, so the close goes out as a TCP reset, and a reset makes the
+        client's system discard what it had received but not yet read: the last
+        acknowledgements, written a moment before. Once the peer has answered the close
+        frame, it has read everything sent before it. A peer that does not answer (it
+        stopped reading) holds the exit up for `timeout` at most."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            still_open = sum(
+                isinstance(c, WebSocketsSansIOProtocol) for c in self.server_state.connections
+            )
+            if not still_open:
+                return
+            if loop.time() >= deadline:
+                log.warning("shutdown: %d WebSocket(s) still closing; closing them", still_open)
+                return
+            await asyncio.sleep(0.02)

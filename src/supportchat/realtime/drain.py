@@ -17,7 +17,6 @@ import logging
 from collections.abc import Iterator
 
 import socketio
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..domain.errors import ShuttingDown
 
@@ -61,21 +60,6 @@ class Drain:
         self._sio = sio
         self.closing = False
         self._events = _InProgress()
-        self._websockets = _InProgress()
-
-    def wrap(self, app: ASGIApp) -> ASGIApp:
-        """Count the WebSocket sessions in progress. Engine.IO's handler of one returns
-        only after its writer has sent everything queued and closed the socket: that,
-        not Engine.IO's queue being taken, is when its acknowledgements are out."""
-
-        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "websocket":
-                await app(scope, receive, send)
-                return
-            with self._websockets.one():
-                await app(scope, receive, send)
-
-        return counted
 
     @contextlib.contextmanager
     def task(self) -> Iterator[None]:
@@ -97,8 +81,6 @@ class Drain:
             )
         sockets = [s for s in self._sio.eio.sockets.values() if not s.closed]
         log.info("shutdown: closing %d connection(s)", len(sockets))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + FLUSH_SECONDS
         closing = []
         for socket in sockets:
             if socket.upgraded:
@@ -106,7 +88,8 @@ class Drain:
                 # acknowledgements just sent), which then closes the WebSocket. No CLOSE
                 # packet: both the official and python-socketio's client read a bare close
                 # as a lost transport and reconnect, while python-socketio's reads a CLOSE
-                # packet as a deliberate disconnect and stays away.
+                # packet as a deliberate disconnect and stays away. The server then
+                # waits for the WebSocket's closing handshake (shutdown.py).
                 socket.queue.put_nowait(None)
             else:
                 # Long-polling: the CLOSE packet goes out with the next poll (the official
@@ -121,10 +104,3 @@ class Drain:
                     log.warning(
                         "shutdown: a connection did not close cleanly: %r", task.exception()
                     )
-        # A WebSocket's packets are written once its session has ended (Engine.IO's queue
-        # counts a packet done when taken, before it is written). A client that stopped
-        # reading must not hold the shutdown up, hence the bound; uvicorn closes the rest.
-        if not await self._websockets.until_none(deadline - loop.time()):
-            log.warning(
-                "shutdown: %d WebSocket(s) still open; closing them", self._websockets.count
-            )

@@ -17,6 +17,11 @@ async def access_ticket(
     repo: Repository, actor: Actor, ticket_id: str, *, for_update: bool = False
 ) -> Ticket:
     ticket = await repo.get_ticket(require_ticket_id(ticket_id), for_update=for_update)
+    return visible(ticket, actor)
+
+
+def visible(ticket: Ticket | None, actor: Actor) -> Ticket:
+    """The ticket, if the actor may touch it: any agent, or the user who owns it."""
     if ticket is None:
         raise TicketNotFound()
     if not actor.is_agent and ticket.user.id != actor.id:

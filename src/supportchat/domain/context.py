@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
 from ..storage.database import Database
 from ..storage.repository import Repository
+from .batching import GroupCommit
 from .events import Event, Publisher
 from .inputs import Rules
 from .limits import RateLimits
@@ -49,6 +50,8 @@ class Chat:
     limits: RateLimits
     presence_ttl_seconds: float = 45.0
     order: PublishOrder = field(default_factory=PublishOrder)
+    # Sends, group-committed; made by domain/messaging.py on first use.
+    sends: GroupCommit[Any, Any] | None = None
 
     @asynccontextmanager
     async def work(self) -> AsyncIterator[Work]:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from sqlalchemy.exc import IntegrityError
 
 from ..storage.repository import Repository
-from .access import access_ticket, ensure_active
+from .access import access_ticket, ensure_active, visible
+from .batching import GroupCommit
 from .clock import now
 from .context import Chat, Work
-from .errors import MessageNotFound
+from .errors import ChatError, MessageNotFound
 from .events import Audience, Event
 from .identity import Actor
 from .ids import is_valid_id, new_id
-from .inputs import SendMessageInput
+from .inputs import SendMessageInput, require_ticket_id
 from .limits import Quota
 from .presence import announce_assignment
 from .records import Message, PersonRef, Status, Ticket
@@ -27,6 +33,16 @@ class Sent:
     duplicate: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Send:
+    actor: Actor
+    ticket_id: str
+    body: str
+    attachments: list[dict[str, object]]
+    client_message_id: str | None
+    connection: str | None
+
+
 async def send_message(
     chat: Chat,
     actor: Actor,
@@ -35,26 +51,132 @@ async def send_message(
     *,
     connection: str | None = None,
 ) -> Sent:
+    """Store a message and publish it. Sends are group-committed (domain/batching.py):
+    the ones that arrive while a batch is being written go together in the next."""
     body = chat.rules.text(data.message, missing="Message is required")
     attachments = chat.rules.attachments(data.attachments)
+    request = _Send(actor, ticket_id, body, attachments, data.clientMessageId, connection)
+    if chat.sends is None:
+        chat.sends = GroupCommit(partial(_write_sends, chat))
+    sent: Sent = await chat.sends.submit(request)
+    return sent
 
+
+async def _write_sends(chat: Chat, requests: Sequence[_Send]) -> list[Sent | Exception]:
+    outcomes: list[Sent | Exception | None] = [None] * len(requests)
+    try:
+        async with chat.work() as work:
+            await _store_sends(chat, work, requests, outcomes)
+    except IntegrityError:
+        # Another process stored one of these clientMessageIds since the check. The
+        # batch stored nothing; each send it had accepted goes again alone (already
+        # charged), and finds the stored message. Refusals stand.
+        for i, request in enumerate(requests):
+            if not isinstance(outcomes[i], Exception):
+                outcomes[i] = await _alone(chat, request)
+    done = [o for o in outcomes if o is not None]
+    assert len(done) == len(requests)  # every send was answered, stored or refused
+    return done
+
+
+async def _alone(chat: Chat, request: _Send) -> Sent | Exception:
     async def attempt() -> Sent:
         async with chat.work() as work:
-            ticket = await access_ticket(work.repo, actor, ticket_id, for_update=True)
-            sender = actor.on(ticket)
-            if data.clientMessageId is not None:
-                earlier = await work.repo.message_by_client_id(ticket.id, data.clientMessageId)
+            ticket = await access_ticket(
+                work.repo, request.actor, request.ticket_id, for_update=True
+            )
+            sender = request.actor.on(ticket)
+            if request.client_message_id is not None:
+                earlier = await work.repo.message_by_client_id(ticket.id, request.client_message_id)
                 if earlier is not None:
                     return Sent(earlier, ticket, duplicate=True)
             ensure_active(ticket)
-            await count_message(chat, ticket, sender)
             await work.repo.upsert_person(sender.person, now())
             message = await post_message(
-                chat, work, ticket, sender, body, attachments, data.clientMessageId, connection
+                chat,
+                work,
+                ticket,
+                sender,
+                request.body,
+                request.attachments,
+                request.client_message_id,
+                request.connection,
             )
             return Sent(message, ticket)
 
-    return await chat.retrying(attempt)
+    try:
+        return await chat.retrying(attempt)
+    except ChatError as exc:
+        return exc
+
+
+async def _store_sends(
+    chat: Chat, work: Work, requests: Sequence[_Send], outcomes: list[Sent | Exception | None]
+) -> None:
+    """One transaction for a batch of sends: a few statements for the whole batch
+    instead of several per message. Each send is checked on its own, as if alone, in
+    the order they came; one refused does not refuse the others. Fills `outcomes`."""
+    for i, request in enumerate(requests):
+        try:
+            require_ticket_id(request.ticket_id)
+        except ChatError as exc:
+            outcomes[i] = exc
+    wanted = [r.ticket_id for r, o in zip(requests, outcomes, strict=True) if o is None]
+    found = await work.repo.tickets_for_update(wanted)
+    for ticket_id in sorted(found):
+        work.in_turn(ticket_id)  # locked above, in this order
+    known = await work.repo.messages_by_client_ids(
+        (r.ticket_id, r.client_message_id)
+        for r in requests
+        if r.client_message_id is not None and r.ticket_id in found
+    )
+    moment = now()
+    posted: list[tuple[_Send, Actor, Ticket, Message, bool]] = []
+    for i, request in enumerate(requests):
+        if outcomes[i] is not None:
+            continue
+        try:
+            ticket = visible(found.get(request.ticket_id), request.actor)
+            sender = request.actor.on(ticket)
+            key = (ticket.id, request.client_message_id or "")
+            if request.client_message_id is not None and key in known:
+                outcomes[i] = Sent(known[key], ticket, duplicate=True)
+                continue
+            ensure_active(ticket)
+            await count_message(chat, ticket, sender)
+        except ChatError as exc:
+            outcomes[i] = exc
+            continue
+        assigned = "assigned_to" in _advance(ticket, sender, moment)
+        ticket.last_seq += 1
+        message = _append(ticket, sender, request, ticket.last_seq, moment)
+        if request.client_message_id is not None:
+            known[key] = message  # a repeat later in this batch answers with it
+        posted.append((request, sender, ticket, message, assigned))
+        outcomes[i] = Sent(message, ticket)
+    if posted:
+        tickets = list({ticket.id: ticket for _r, _s, ticket, _m, _a in posted}.values())
+        senders = list({sender.id: sender.person for _r, sender, _t, _m, _a in posted}.values())
+        await work.repo.upsert_people(senders, moment)
+        await work.repo.save_ticket_states(tickets)
+        await work.repo.insert_messages([message for _r, _s, _t, message, _a in posted])
+        await work.repo.add_watchers(
+            ((ticket.id, sender.id) for _r, sender, ticket, _m, _a in posted if sender.is_agent),
+            moment,
+        )
+        watchers = await work.repo.watchers_of([ticket.id for ticket in tickets])
+        for request, sender, ticket, message, assigned in posted:
+            await _announce(
+                chat,
+                work,
+                ticket,
+                sender,
+                message,
+                watchers[ticket.id],
+                request.connection,
+                assigned=assigned,
+                moment=moment,
+            )
 
 
 async def count_message(chat: Chat, ticket: Ticket, sender: Actor) -> None:
@@ -64,6 +186,75 @@ async def count_message(chat: Chat, ticket: Ticket, sender: Actor) -> None:
     if sender.is_agent:
         uses.append((Quota.ADMIN, (sender.id,)))
     await chat.limits.hit_all(*uses)
+
+
+def _advance(ticket: Ticket, actor: Actor, moment: datetime) -> dict[str, object]:
+    """Status follows the conversation: an agent's reply to an open chat puts it in
+    progress (and assigns it, if nobody has it), a user's message on a chat waiting for
+    them puts it back in progress. Applied to the ticket in memory; returns the columns
+    that changed."""
+    changes: dict[str, object] = {"updated_at": moment}
+    if actor.is_agent:
+        if ticket.status is Status.OPEN:
+            changes["status"] = Status.IN_PROGRESS.value
+        if ticket.assigned_to is None:
+            changes.update(assigned_to=actor.id, assigned_at=moment)
+            ticket.assigned_to = PersonRef(actor.id, actor.name, actor.person.email)
+            ticket.assigned_at = moment
+    elif ticket.status is Status.WAITING_FOR_USER:
+        changes["status"] = Status.IN_PROGRESS.value
+    if "status" in changes:
+        ticket.status = Status(str(changes["status"]))
+    ticket.updated_at = moment
+    return changes
+
+
+def _append(ticket: Ticket, actor: Actor, request: _Send, seq: int, moment: datetime) -> Message:
+    message = Message(
+        id=new_id(),
+        ticket_id=ticket.id,
+        seq=seq,
+        sender_id=actor.id,
+        sender_name=actor.name,
+        sender_model="Admin" if actor.is_agent else "DTUser",
+        is_admin_reply=actor.is_agent,
+        body=request.body,
+        attachments=list(request.attachments),
+        client_message_id=request.client_message_id,
+        created_at=moment,
+    )
+    ticket.messages.append(message)
+    return message
+
+
+async def _announce(
+    chat: Chat,
+    work: Work,
+    ticket: Ticket,
+    sender: Actor,
+    message: Message,
+    watchers: Sequence[str],
+    connection: str | None,
+    *,
+    assigned: bool,
+    moment: datetime,
+    tell_agents: bool = True,
+) -> None:
+    work.emit(
+        Event(
+            "new_message",
+            new_message_payload(ticket, message),
+            Audience(
+                users=(ticket.user.id,), agents=tuple(watchers), exclude_connection=connection
+            ),
+        )
+    )
+    if tell_agents and not sender.is_agent:
+        work.emit(
+            Event("user_message", user_message_payload(ticket, message), Audience(all_agents=True))
+        )
+    if assigned:
+        await announce_assignment(chat, work, ticket, sender, moment)
 
 
 async def post_message(
@@ -78,62 +269,30 @@ async def post_message(
     *,
     tell_agents: bool = True,
 ) -> Message:
-    """Store a message on an active ticket (already checked) and queue its events.
-
-    Status follows the conversation: an agent's reply to an open chat puts it in
-    progress (and assigns it, if nobody has it), a user's message on a chat waiting for
-    them puts it back in progress."""
+    """Store one message on an active ticket (already checked) and queue its events:
+    the path of a chat's first message, and of a send that goes alone."""
     moment = now()
-    changes: dict[str, object] = {"updated_at": moment}
-    assigned = False
+    changes = _advance(ticket, actor, moment)
     if actor.is_agent:
-        if ticket.status is Status.OPEN:
-            changes["status"] = Status.IN_PROGRESS.value
-        if ticket.assigned_to is None:
-            changes.update(assigned_to=actor.id, assigned_at=moment)
-            assigned = True
         await work.repo.add_watcher(ticket.id, actor.id, moment)
-    elif ticket.status is Status.WAITING_FOR_USER:
-        changes["status"] = Status.IN_PROGRESS.value
-    seq = await work.repo.take_next_seq(ticket.id, **changes)
-    work.in_turn(ticket.id)  # the ticket's row is locked now, by the update above
-    if "status" in changes:
-        ticket.status = Status(str(changes["status"]))
-    if assigned:
-        ticket.assigned_to = PersonRef(actor.id, actor.name, actor.person.email)
-        ticket.assigned_at = moment
-    ticket.updated_at = moment
-    message = Message(
-        id=new_id(),
-        ticket_id=ticket.id,
-        seq=seq,
-        sender_id=actor.id,
-        sender_name=actor.name,
-        sender_model="Admin" if actor.is_agent else "DTUser",
-        is_admin_reply=actor.is_agent,
-        body=body,
-        attachments=list(attachments),
-        client_message_id=client_message_id,
-        created_at=moment,
-    )
+    # The update takes the position and locks the ticket's row (on PostgreSQL).
+    ticket.last_seq = await work.repo.take_next_seq(ticket.id, **changes)
+    work.in_turn(ticket.id)
+    request = _Send(actor, ticket.id, body, attachments, client_message_id, connection)
+    message = _append(ticket, actor, request, ticket.last_seq, moment)
     await work.repo.insert_message(message)
-    ticket.last_seq = seq
-    ticket.messages.append(message)
-
-    watchers = tuple(await work.repo.watchers(ticket.id))
-    work.emit(
-        Event(
-            "new_message",
-            new_message_payload(ticket, message),
-            Audience(users=(ticket.user.id,), agents=watchers, exclude_connection=connection),
-        )
+    await _announce(
+        chat,
+        work,
+        ticket,
+        actor,
+        message,
+        await work.repo.watchers(ticket.id),
+        connection,
+        assigned="assigned_to" in changes,
+        moment=moment,
+        tell_agents=tell_agents,
     )
-    if tell_agents and not actor.is_agent:
-        work.emit(
-            Event("user_message", user_message_payload(ticket, message), Audience(all_agents=True))
-        )
-    if assigned:
-        await announce_assignment(chat, work, ticket, actor, moment)
     return message
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -87,10 +87,24 @@ def _message(row: RowMapping) -> Message:
     )
 
 
+# Statements of the hot paths, built once per dialect. Building a statement costs far
+# more than running it (about 0.3 ms for a ticket query), and SQLAlchemy memoizes the
+# cache key of a statement object, so a reused one also skips that; values go in as
+# bound parameters (expanding ones for IN lists).
+_PREPARED: dict[tuple[str, str], Any] = {}
+
+
 class Repository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self._dialect = conn.dialect.name
+
+    def _prepared(self, name: str, build: Callable[[], Any]) -> Any:
+        key = (name, self._dialect)
+        stmt = _PREPARED.get(key)
+        if stmt is None:
+            stmt = _PREPARED[key] = build()
+        return stmt
 
     def _insert(self, table: Any) -> Any:
         """An INSERT that supports ON CONFLICT on both engines."""
@@ -101,26 +115,42 @@ class Repository:
     # -- people -------------------------------------------------------------------------
 
     async def upsert_person(self, person: Person, at: datetime) -> None:
-        values = {
-            "full_name": person.full_name,
-            "email": person.email,
-            "role": person.role,
-            "is_agent": person.is_agent,
-        }
-        stmt = self._insert(people).values(id=person.id, updated_at=at, **values)
-        table = stmt.excluded
-        changed = (
-            (people.c.full_name != table.full_name)
-            | (people.c.email != table.email)
-            | (people.c.role.is_distinct_from(table.role))
-            | (people.c.is_agent != table.is_agent)
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[people.c.id],
-            set_={**{k: getattr(table, k) for k in values}, "updated_at": table.updated_at},
-            where=changed,
-        )
-        await self.conn.execute(stmt)
+        await self.upsert_people([person], at)
+
+    async def upsert_people(self, persons: Sequence[Person], at: datetime) -> None:
+        """upsert_person for several people in one statement."""
+        if not persons:
+            return
+
+        def build() -> Any:
+            stmt = self._insert(people)
+            table = stmt.excluded
+            changed = (
+                (people.c.full_name != table.full_name)
+                | (people.c.email != table.email)
+                | (people.c.role.is_distinct_from(table.role))
+                | (people.c.is_agent != table.is_agent)
+            )
+            columns = ("full_name", "email", "role", "is_agent", "updated_at")
+            return stmt.on_conflict_do_update(
+                index_elements=[people.c.id],
+                set_={k: getattr(table, k) for k in columns},
+                where=changed,
+            )
+
+        stmt = self._prepared("upsert_people", build)
+        rows = [
+            {
+                "id": p.id,
+                "full_name": p.full_name,
+                "email": p.email,
+                "role": p.role,
+                "is_agent": p.is_agent,
+                "updated_at": at,
+            }
+            for p in persons
+        ]
+        await self.conn.execute(stmt, rows)
 
     # -- tickets --------------------------------------------------------------------------
 
@@ -140,11 +170,64 @@ class Repository:
         await self.conn.execute(insert(tickets).values(**values))
 
     async def get_ticket(self, ticket_id: str, *, for_update: bool = False) -> Ticket | None:
-        query = _ticket_query().where(tickets.c.id == ticket_id)
-        if for_update and self._dialect == "postgresql":
-            query = query.with_for_update(of=tickets)
-        row = (await self.conn.execute(query)).mappings().first()
+        locking = for_update and self._dialect == "postgresql"
+
+        def build() -> Any:
+            query = _ticket_query().where(tickets.c.id == bindparam("ticket_id"))
+            return query.with_for_update(of=tickets) if locking else query
+
+        query = self._prepared(f"get_ticket:{locking}", build)
+        row = (await self.conn.execute(query, {"ticket_id": ticket_id})).mappings().first()
         return _ticket(row) if row else None
+
+    async def tickets_for_update(self, ticket_ids: Sequence[str]) -> dict[str, Ticket]:
+        """Several tickets by id, locked on PostgreSQL in id order (so two transactions
+        locking overlapping sets cannot deadlock)."""
+        if not ticket_ids:
+            return {}
+
+        def build() -> Any:
+            query = _ticket_query().where(tickets.c.id.in_(bindparam("ids", expanding=True)))
+            if self._dialect == "postgresql":
+                query = query.order_by(tickets.c.id).with_for_update(of=tickets)
+            return query
+
+        query = self._prepared("tickets_for_update", build)
+        params = {"ids": sorted(set(ticket_ids))}
+        rows = (await self.conn.execute(query, params)).mappings()
+        return {row["id"]: _ticket(row) for row in rows}
+
+    async def save_ticket_states(self, changed: Sequence[Ticket]) -> None:
+        """Write the position and conversation state of several tickets (held locked) in
+        one statement."""
+        if not changed:
+            return
+        stmt = self._prepared(
+            "save_ticket_states",
+            lambda: (
+                update(tickets)
+                .where(tickets.c.id == bindparam("ticket_id"))
+                .values(
+                    last_seq=bindparam("last_seq"),
+                    status=bindparam("status"),
+                    assigned_to=bindparam("assigned_to"),
+                    assigned_at=bindparam("assigned_at"),
+                    updated_at=bindparam("updated_at"),
+                )
+            ),
+        )
+        rows = [
+            {
+                "ticket_id": t.id,
+                "last_seq": t.last_seq,
+                "status": t.status.value,
+                "assigned_to": t.assigned_to.id if t.assigned_to else None,
+                "assigned_at": t.assigned_at,
+                "updated_at": t.updated_at,
+            }
+            for t in changed
+        ]
+        await self.conn.execute(stmt, rows)
 
     async def active_ticket_of(self, user_id: str) -> Ticket | None:
         query = _ticket_query().where(
@@ -210,28 +293,57 @@ class Repository:
         return int((await self.conn.execute(stmt)).scalar_one())
 
     async def insert_message(self, message: Message) -> None:
-        await self.conn.execute(
-            insert(messages).values(
-                id=message.id,
-                ticket_id=message.ticket_id,
-                seq=message.seq,
-                sender_id=message.sender_id,
-                sender_name=message.sender_name,
-                sender_model=message.sender_model,
-                is_admin_reply=message.is_admin_reply,
-                body=message.body,
-                attachments=message.attachments,
-                client_message_id=message.client_message_id,
-                created_at=message.created_at,
-            )
+        await self.insert_messages([message])
+
+    async def insert_messages(self, batch: Sequence[Message]) -> None:
+        if not batch:
+            return
+        rows = [
+            {
+                "id": m.id,
+                "ticket_id": m.ticket_id,
+                "seq": m.seq,
+                "sender_id": m.sender_id,
+                "sender_name": m.sender_name,
+                "sender_model": m.sender_model,
+                "is_admin_reply": m.is_admin_reply,
+                "body": m.body,
+                "attachments": m.attachments,
+                "client_message_id": m.client_message_id,
+                "created_at": m.created_at,
+            }
+            for m in batch
+        ]
+        await self.conn.execute(self._prepared("insert_messages", lambda: insert(messages)), rows)
+
+    async def messages_by_client_ids(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Message]:
+        """Messages by (ticket id, clientMessageId), for several in one query."""
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        query = self._prepared(
+            "messages_by_client_ids",
+            lambda: select(messages).where(
+                messages.c.ticket_id.in_(bindparam("ticket_ids", expanding=True)),
+                messages.c.client_message_id.in_(bindparam("client_ids", expanding=True)),
+            ),
         )
+        params = {
+            "ticket_ids": sorted({t for t, _ in wanted}),
+            "client_ids": sorted({c for _, c in wanted}),
+        }
+        found: dict[tuple[str, str], Message] = {}
+        for row in (await self.conn.execute(query, params)).mappings():
+            key = (row["ticket_id"], row["client_message_id"])
+            if key in wanted:
+                found[key] = _message(row)
+        return found
 
     async def message_by_client_id(self, ticket_id: str, client_message_id: str) -> Message | None:
-        query = select(messages).where(
-            messages.c.ticket_id == ticket_id, messages.c.client_message_id == client_message_id
-        )
-        row = (await self.conn.execute(query)).mappings().first()
-        return _message(row) if row else None
+        found = await self.messages_by_client_ids([(ticket_id, client_message_id)])
+        return found.get((ticket_id, client_message_id))
 
     async def ticket_started_with(self, user_id: str, client_message_id: str) -> str | None:
         """The id of the user's ticket holding a message with this clientMessageId, if
@@ -291,6 +403,15 @@ class Repository:
         result = await self.conn.execute(stmt)
         return bool(result.rowcount)
 
+    async def add_watchers(self, pairs: Iterable[tuple[str, str]], at: datetime) -> None:
+        """add_watcher for several (ticket id, agent id) pairs in one statement."""
+        rows = [{"ticket_id": t, "agent_id": a, "joined_at": at} for t, a in sorted(set(pairs))]
+        if rows:
+            stmt = self._prepared(
+                "add_watchers", lambda: self._insert(ticket_watchers).on_conflict_do_nothing()
+            )
+            await self.conn.execute(stmt, rows)
+
     async def remove_watcher(self, ticket_id: str, agent_id: str) -> None:
         await self.conn.execute(
             delete(ticket_watchers).where(
@@ -299,8 +420,21 @@ class Repository:
         )
 
     async def watchers(self, ticket_id: str) -> list[str]:
-        query = select(ticket_watchers.c.agent_id).where(ticket_watchers.c.ticket_id == ticket_id)
-        return list((await self.conn.execute(query)).scalars())
+        return (await self.watchers_of([ticket_id]))[ticket_id]
+
+    async def watchers_of(self, ticket_ids: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {ticket_id: [] for ticket_id in ticket_ids}
+        if not found:
+            return found
+        query = self._prepared(
+            "watchers_of",
+            lambda: select(ticket_watchers.c.ticket_id, ticket_watchers.c.agent_id).where(
+                ticket_watchers.c.ticket_id.in_(bindparam("ticket_ids", expanding=True))
+            ),
+        )
+        for ticket_id, agent_id in await self.conn.execute(query, {"ticket_ids": list(found)}):
+            found[ticket_id].append(agent_id)
+        return found
 
     # -- presence -------------------------------------------------------------------------
 

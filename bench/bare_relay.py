@@ -32,7 +32,7 @@ import socketio
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from supportchat.realtime.codec import OrjsonCodec
+from supportchat.realtime.codec import OrjsonCodec, Packet
 
 MAX_PACKET = 65536  # SUPPORTCHAT_MAX_HTTP_BUFFER_SIZE's default
 AGENTS = "agents"
@@ -42,6 +42,7 @@ def build() -> Any:
     sio = socketio.AsyncServer(
         async_mode="asgi",
         json=OrjsonCodec,
+        serializer=Packet,
         max_http_buffer_size=MAX_PACKET,
         cors_allowed_origins="*",
         logger=False,

@@ -32,7 +32,7 @@ from .domain.inputs import Rules
 from .domain.limits import Quota, RateLimits
 from .realtime.backpressure import SlowClientGuard
 from .realtime.catchup import GatedManager
-from .realtime.codec import OrjsonCodec
+from .realtime.codec import OrjsonCodec, Packet
 from .realtime.compat import CompatHandlers
 from .realtime.connections import Connections
 from .realtime.dispatch import Dispatcher
@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> Service:
         # Tokens are never cookies: no Access-Control-Allow-Credentials, as for REST.
         cors_credentials=False,
         json=OrjsonCodec,
+        serializer=Packet,
         max_http_buffer_size=settings.max_http_buffer_size,
         logger=False,
         engineio_logger=False,

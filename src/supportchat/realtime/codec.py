@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import orjson
+import socketio.packet
 
 
 class OrjsonCodec:
@@ -33,3 +34,25 @@ class OrjsonCodec:
             if "surrogate" not in str(exc):
                 raise
             return json.loads(data)
+
+
+class Packet(socketio.packet.Packet):  # type: ignore[misc]  # untyped library
+    """python-socketio's packet, with a cheaper test for binary data.
+
+    Every event packet asks whether its data holds bytes (they travel as attachments).
+    The library answers by building a list of answers for every value at every level
+    and folding it with `functools.reduce`: about 5% of the server's time under load.
+    This walk gives the same answer and stops at the first bytes it meets."""
+
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        pending = [data]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, (bytes, bytearray)):
+                return True
+            if isinstance(item, list):
+                pending.extend(item)
+            elif isinstance(item, dict):
+                pending.extend(item.values())
+        return False

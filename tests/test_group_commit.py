@@ -54,9 +54,7 @@ async def test_a_refused_request_does_not_refuse_the_others() -> None:
     recorder = Recorder()
     recorder.release.set()
     batcher: GroupCommit[int, int] = GroupCommit(recorder.write)
-    outcomes = await asyncio.gather(
-        *(batcher.submit(n) for n in (2, 3, 4)), return_exceptions=True
-    )
+    outcomes = await asyncio.gather(*(batcher.submit(n) for n in (2, 3, 4)), return_exceptions=True)
     assert outcomes[0] == 20 and outcomes[2] == 40
     assert isinstance(outcomes[1], ValueError) and str(outcomes[1]) == "odd 3"
 

@@ -7,7 +7,10 @@ API document "Admin Events"; CONTRACT.md "Real-time delivery rules".
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
+
+import pytest
 
 from support import (
     DEFAULT_SUMMARY,
@@ -16,6 +19,7 @@ from support import (
     Api,
     Person,
     PersonFactory,
+    ServerInfo,
     SocketClient,
     SocketFactory,
     assert_failed_ack,
@@ -178,6 +182,38 @@ async def test_repeated_join_by_the_same_agent_announces_once(
     assert len(joined) == 1, joined
     assigned = [d for d in agent_socket.events("chat_assigned") if d["ticketId"] == ticket_id]
     assert len(assigned) == 1, assigned
+
+
+async def test_a_join_that_changes_nothing_needs_no_write(
+    server: ServerInfo, api: Api, sockets: SocketFactory, user: Person, agent: Person
+) -> None:
+    """Re-joins (every chat after every reconnect) are answered from a read: with the
+    SQLite database's write lock held by someone else, a re-join still gets its chat and
+    the messages after lastMessageId, where a writing join would wait for the lock and
+    fail after the busy timeout. The first join does write (it takes the chat)."""
+    if server.database != "sqlite":
+        pytest.skip("holds SQLite's database-wide write lock")
+    started = await start_chat(api, user)
+    ticket_id = started["ticketId"]
+    agent_socket = await sockets(agent)
+    first = await ok_call(agent_socket, "join_chat", {"ticketId": ticket_id})
+    assert first["data"]["assignedTo"] == agent.id, first
+    await ok_call(agent_socket, "admin_send_message", {"ticketId": ticket_id, "message": "one"})
+    last_seen = first["data"]["messages"][-1]["_id"]
+
+    locker = sqlite3.connect(server.data_dir / "supportchat.db", isolation_level=None)
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+        again = await ok_call(
+            agent_socket, "join_chat", {"ticketId": ticket_id, "lastMessageId": last_seen}
+        )
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert again["data"]["ticketId"] == ticket_id
+    assert again["data"]["assignedTo"] == agent.id
+    replayed = await agent_socket.wait_for("new_message", with_text(ticket_id, "one"))
+    assert replayed["ticketId"] == ticket_id
 
 
 async def test_join_chat_on_a_closed_chat_is_refused(

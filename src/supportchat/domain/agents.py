@@ -30,6 +30,9 @@ async def join_ticket(
     `last_message_id` refuses the join before anything changes."""
     require_agent(actor)
     await chat.limits.hit(Quota.ADMIN, actor.id)
+    again = await _rejoin(chat, actor, ticket_id, last_message_id)
+    if again is not None:
+        return again
     async with chat.work() as work:
         ticket = await access_ticket(work.repo, actor, ticket_id, for_update=True)
         work.in_turn(ticket.id)
@@ -66,6 +69,28 @@ async def join_ticket(
         if assigned:
             await announce_assignment(chat, work, ticket, actor, moment)
         return resumed(await with_messages(work.repo, ticket), after_seq)
+
+
+async def _rejoin(
+    chat: Chat, actor: Actor, ticket_id: str, last_message_id: str | None
+) -> Resumed | None:
+    """A join that would change nothing, answered from a read; None when it would.
+
+    Agents join the same chats again and again: the dashboard's socket after its REST
+    join, every chat after every reconnect (a reconnect storm re-joins them all at
+    once). When the agent already follows the chat and it is in progress with an
+    assignee, a join writes nothing and announces nothing, so it needs neither the
+    write lock nor a commit. It checks what the writing join checks, in the same
+    order, so that a refusal is the same either way."""
+    async with chat.reading() as repo:
+        ticket = await access_ticket(repo, actor, ticket_id)
+        ensure_active(ticket)
+        after_seq = await seq_of(repo, ticket.id, last_message_id)
+        if ticket.status is Status.OPEN or ticket.assigned_to is None:
+            return None
+        if actor.id not in await repo.watchers(ticket.id):
+            return None
+        return resumed(await with_messages(repo, ticket), after_seq)
 
 
 async def leave_ticket(chat: Chat, actor: Actor, ticket_id: str) -> Ticket:

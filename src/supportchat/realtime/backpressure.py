@@ -23,14 +23,15 @@ the queue. Measured on this server (5 KB messages, one agent socket that never r
 
 What this does. ``SlowClientGuard.run`` looks at every engine.io socket every
 ``slow_client_check_seconds``; a socket with more than ``max_queued_packets`` packets
-queued is disconnected for real: python-socketio's disconnect handlers run (presence is
+queued at two checks in a row (a client that reads can be over it for a moment) is
+disconnected for real: python-socketio's disconnect handlers run (presence is
 cleared, the other agents see ``admin_status_update``), the queue is emptied, the socket
 leaves ``eio.sockets``, and its websocket's TCP connection is aborted, which unblocks the
 writer and ends the handler. The same check covers long-polling sockets (their queue is the
-only buffer), so it is an absolute cap for every transport. Between two checks a queue can
-pass the limit by what is emitted in one interval; the writer can also hold one batch it
-took off the queue before blocking (at most one limit plus one interval's worth), so what
-a socket can pin is bounded by about twice the limit.
+only buffer), so it is an absolute cap for every transport. Between being seen over the
+limit and being cut, a queue can grow by what is emitted in two intervals; the writer can
+also hold one batch it took off the queue before blocking, so what a socket can pin is
+bounded by about twice the limit plus two intervals' worth of events.
 
 The guard also aborts a websocket whose engine.io socket has been closed (by engine.io's
 own ping timeout, say) for ``ORPHAN_GRACE_SECONDS`` while its connection is still open: that
@@ -113,6 +114,8 @@ class SlowClientGuard:
         self.interval = interval
         self._path = path if path.endswith("/") else path + "/"
         self._connections: dict[str, set[_Connection]] = {}
+        # Sockets over the limit at the last check: cut if they still are at this one.
+        self._over: set[str] = set()
 
     # -- ASGI: remember each websocket's transport under its engine.io sid ---------------
 
@@ -174,13 +177,23 @@ class SlowClientGuard:
             await asyncio.sleep(self.interval)
 
     async def check(self) -> None:
+        # A socket is cut when its queue is over the limit at two checks in a row. Once
+        # is not enough: a client that reads can have a moment over it (a burst of sends
+        # answered by one group commit queues a message_sent and an ack for each at
+        # once), which its writer sends within milliseconds; a stalled one stays over.
         over = []
+        still_over = set()
         for sid, eio_socket in list(self._eio.sockets.items()):
             if eio_socket.closed or eio_socket.closing:
                 continue
             queued = eio_socket.queue.qsize()
-            if queued > self.max_queued_packets:
+            if queued <= self.max_queued_packets:
+                continue
+            if sid in self._over:
                 over.append(self._cut(sid, eio_socket, queued))
+            else:
+                still_over.add(sid)
+        self._over = still_over
         if over:
             for result in await asyncio.gather(*over, return_exceptions=True):
                 if isinstance(result, BaseException):

@@ -11,7 +11,7 @@ from .events import Audience, Event
 from .identity import Actor
 from .inputs import CloseChatInput
 from .limits import Quota
-from .messaging import seq_of
+from .messaging import progress, seq_of
 from .presence import announce_assignment, status_update
 from .records import PersonRef, Status, Ticket
 from .tickets import Resumed, resumed, with_messages
@@ -40,12 +40,8 @@ async def join_ticket(
         after_seq = await seq_of(work.repo, ticket.id, last_message_id)
         moment = now()
         await work.repo.upsert_person(actor.person, moment)
-        changes: dict[str, object] = {}
-        if ticket.status is Status.OPEN:
-            changes["status"] = Status.IN_PROGRESS.value
-        assigned = ticket.assigned_to is None
-        if assigned:
-            changes.update(assigned_to=actor.id, assigned_at=moment)
+        changes = progress(ticket, actor, moment)
+        assigned = "assigned_to" in changes
         if changes:
             changes["updated_at"] = moment
             await work.repo.update_ticket(ticket.id, **changes)
@@ -78,17 +74,16 @@ async def _rejoin(
 
     Agents join the same chats again and again: the dashboard's socket after its REST
     join, every chat after every reconnect (a reconnect storm re-joins them all at
-    once). When the agent already follows the chat and it is in progress with an
-    assignee, a join writes nothing and announces nothing, so it needs neither the
-    write lock nor a commit. It checks what the writing join checks, in the same
-    order, so that a refusal is the same either way."""
+    once). When the agent already follows the chat and joining would not change it
+    (`progress`: it is in progress and has an assignee), a join writes nothing and
+    announces nothing, so it needs neither the write lock nor a commit. It checks what
+    the writing join checks, in the same order, so that a refusal is the same either
+    way."""
     async with chat.reading() as repo:
         ticket = await access_ticket(repo, actor, ticket_id)
         ensure_active(ticket)
         after_seq = await seq_of(repo, ticket.id, last_message_id)
-        if ticket.status is Status.OPEN or ticket.assigned_to is None:
-            return None
-        if actor.id not in await repo.watchers(ticket.id):
+        if progress(ticket, actor, now()) or actor.id not in await repo.watchers(ticket.id):
             return None
         return resumed(await with_messages(repo, ticket), after_seq)
 

@@ -43,6 +43,17 @@ class _Send:
     connection: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Posted:
+    """A send of a batch that is being stored."""
+
+    request: _Send
+    sender: Actor
+    ticket: Ticket
+    message: Message
+    assigned: bool  # the sender took the chat
+
+
 async def send_message(
     chat: Chat,
     actor: Actor,
@@ -131,7 +142,7 @@ async def _store_sends(
         if r.client_message_id is not None and r.ticket_id in found
     )
     moment = now()
-    posted: list[tuple[_Send, Actor, Ticket, Message, bool]] = []
+    posted: list[_Posted] = []
     for i, request in enumerate(requests):
         if outcomes[i] is not None:
             continue
@@ -149,32 +160,31 @@ async def _store_sends(
             continue
         assigned = "assigned_to" in _advance(ticket, sender, moment)
         ticket.last_seq += 1
-        message = _append(ticket, sender, request, ticket.last_seq, moment)
+        message = _append(ticket, sender, request, moment)
         if request.client_message_id is not None:
             known[key] = message  # a repeat later in this batch answers with it
-        posted.append((request, sender, ticket, message, assigned))
+        posted.append(_Posted(request, sender, ticket, message, assigned))
         outcomes[i] = Sent(message, ticket)
     if posted:
-        tickets = list({ticket.id: ticket for _r, _s, ticket, _m, _a in posted}.values())
-        senders = list({sender.id: sender.person for _r, sender, _t, _m, _a in posted}.values())
+        tickets = list({p.ticket.id: p.ticket for p in posted}.values())
+        senders = list({p.sender.id: p.sender.person for p in posted}.values())
         await work.repo.upsert_people(senders, moment)
         await work.repo.save_ticket_states(tickets)
-        await work.repo.insert_messages([message for _r, _s, _t, message, _a in posted])
+        await work.repo.insert_messages([p.message for p in posted])
         await work.repo.add_watchers(
-            ((ticket.id, sender.id) for _r, sender, ticket, _m, _a in posted if sender.is_agent),
-            moment,
+            ((p.ticket.id, p.sender.id) for p in posted if p.sender.is_agent), moment
         )
         watchers = await work.repo.watchers_of([ticket.id for ticket in tickets])
-        for request, sender, ticket, message, assigned in posted:
+        for p in posted:
             await _announce(
                 chat,
                 work,
-                ticket,
-                sender,
-                message,
-                watchers[ticket.id],
-                request.connection,
-                assigned=assigned,
+                p.ticket,
+                p.sender,
+                p.message,
+                watchers[p.ticket.id],
+                p.request.connection,
+                assigned=p.assigned,
                 moment=moment,
             )
 
@@ -188,32 +198,42 @@ async def count_message(chat: Chat, ticket: Ticket, sender: Actor) -> None:
     await chat.limits.hit_all(*uses)
 
 
-def _advance(ticket: Ticket, actor: Actor, moment: datetime) -> dict[str, object]:
-    """Status follows the conversation: an agent's reply to an open chat puts it in
-    progress (and assigns it, if nobody has it), a user's message on a chat waiting for
-    them puts it back in progress. Applied to the ticket in memory; returns the columns
-    that changed."""
-    changes: dict[str, object] = {"updated_at": moment}
+def progress(ticket: Ticket, actor: Actor, moment: datetime) -> dict[str, object]:
+    """The columns that change when this actor takes part in the chat; empty when none.
+
+    Status follows the conversation: an agent (replying or joining) puts an open chat in
+    progress and takes it if nobody has it, a user's message on a chat waiting for them
+    puts it back in progress."""
+    changes: dict[str, object] = {}
     if actor.is_agent:
         if ticket.status is Status.OPEN:
             changes["status"] = Status.IN_PROGRESS.value
         if ticket.assigned_to is None:
             changes.update(assigned_to=actor.id, assigned_at=moment)
-            ticket.assigned_to = PersonRef(actor.id, actor.name, actor.person.email)
-            ticket.assigned_at = moment
     elif ticket.status is Status.WAITING_FOR_USER:
         changes["status"] = Status.IN_PROGRESS.value
-    if "status" in changes:
-        ticket.status = Status(str(changes["status"]))
-    ticket.updated_at = moment
     return changes
 
 
-def _append(ticket: Ticket, actor: Actor, request: _Send, seq: int, moment: datetime) -> Message:
+def _advance(ticket: Ticket, actor: Actor, moment: datetime) -> dict[str, object]:
+    """`progress` applied to the ticket in memory, with its update time; returns the
+    columns to write."""
+    changes = progress(ticket, actor, moment)
+    if "status" in changes:
+        ticket.status = Status(str(changes["status"]))
+    if "assigned_to" in changes:
+        ticket.assigned_to = PersonRef(actor.id, actor.name, actor.person.email)
+        ticket.assigned_at = moment
+    ticket.updated_at = moment
+    return {**changes, "updated_at": moment}
+
+
+def _append(ticket: Ticket, actor: Actor, request: _Send, moment: datetime) -> Message:
+    """The message, at the ticket's newest position (its last_seq, just taken)."""
     message = Message(
         id=new_id(),
         ticket_id=ticket.id,
-        seq=seq,
+        seq=ticket.last_seq,
         sender_id=actor.id,
         sender_name=actor.name,
         sender_model="Admin" if actor.is_agent else "DTUser",
@@ -279,7 +299,7 @@ async def post_message(
     ticket.last_seq = await work.repo.take_next_seq(ticket.id, **changes)
     work.in_turn(ticket.id)
     request = _Send(actor, ticket.id, body, attachments, client_message_id, connection)
-    message = _append(ticket, actor, request, ticket.last_seq, moment)
+    message = _append(ticket, actor, request, moment)
     await work.repo.insert_message(message)
     await _announce(
         chat,

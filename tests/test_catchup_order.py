@@ -60,11 +60,12 @@ JOIN_EVENTS = ("join_chat_room", "rejoin_ticket", "join_chat", "join_ticket")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def flood_server(
+def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerInfo]:
-    """A server per database without rate limits, and with room for long replays in a
-    socket's outgoing queue (the stalled-client guard disconnects at 1000 by default)."""
+    """This module's server (in place of conftest's, so its `api` fixture uses this one):
+    one per database, without rate limits, and with room for long replays in a socket's
+    outgoing queue (the stalled-client guard disconnects at 1000 by default)."""
     database: str = request.param
     database_url = database_url_for(request, database)
     env = {
@@ -77,15 +78,6 @@ def flood_server(
     ) as proc:
         assert proc.info is not None
         yield proc.info
-
-
-@pytest.fixture
-async def api(flood_server: ServerInfo) -> AsyncIterator[Api]:
-    client = Api(flood_server.base_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 # --- a socket that records everything, acks included, in arrival order --------------------
@@ -270,13 +262,13 @@ class Scene:
 
 
 @pytest.fixture
-async def scene(flood_server: ServerInfo, api: Api) -> AsyncIterator[Scene]:
+async def scene(server: ServerInfo, api: Api) -> AsyncIterator[Scene]:
     """A chat with its user and two agents (both following it) flooding it."""
-    user = new_person(flood_server.secret)
-    agents = [new_person(flood_server.secret, role=AGENT_ROLE) for _ in range(2)]
+    user = new_person(server.secret)
+    agents = [new_person(server.secret, role=AGENT_ROLE) for _ in range(2)]
     started = await start_chat(api, user, "the flood starts here")
     ticket_id: str = started["ticketId"]
-    scene = Scene(flood_server, api, user, agents, ticket_id, Flood(ticket_id, []), [])
+    scene = Scene(server, api, user, agents, ticket_id, Flood(ticket_id, []), [])
     try:
         user_socket = await scene.socket(user)
         agent_sockets = [await scene.socket(agent) for agent in agents]

@@ -55,6 +55,7 @@ import pytest
 import socketio
 
 from support import AGENT_ROLE, Api, Person, new_person, ok_data, start_chat
+from support.clients import answer_or_loss
 from support.net import is_ci
 from support.postgres import database_url_for
 from support.server import ServerProcess, running_server
@@ -262,11 +263,7 @@ class Link:
 
     async def outcome(self, answered: asyncio.Future[Any]) -> Any:
         """The ack, or None when the connection was lost first."""
-        lost = asyncio.ensure_future(self.lost.wait())
-        try:
-            await asyncio.wait({answered, lost}, timeout=ACK_TIMEOUT, return_when="FIRST_COMPLETED")
-        finally:
-            lost.cancel()
+        await answer_or_loss(answered, self.lost, ACK_TIMEOUT)
         if answered.done():
             return answered.result()
         if self.lost.is_set():

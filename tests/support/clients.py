@@ -28,6 +28,20 @@ def _token_of(who: Person | str | None) -> str | None:
     return who.token if isinstance(who, Person) else who
 
 
+async def answer_or_loss(
+    answer: asyncio.Future[Any],
+    lost: asyncio.Event,
+    timeout: float,  # noqa: ASYNC109 - a bounded wait whose outcome the caller looks at
+) -> None:
+    """Wait until an acknowledgement came or its connection was lost, whichever is first
+    (at most `timeout`: a liveness bound). The caller looks at which it was."""
+    lost_wait = asyncio.ensure_future(lost.wait())
+    try:
+        await asyncio.wait({answer, lost_wait}, timeout=timeout, return_when="FIRST_COMPLETED")
+    finally:
+        lost_wait.cancel()
+
+
 class Api:
     """Thin async wrapper over httpx: ``await api.get("/api/x", token=person)``."""
 

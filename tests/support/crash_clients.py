@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 import socketio
 
+from .clients import answer_or_loss
 from .tokens import Person
 
 ACK_TIMEOUT = 10.0  # no acknowledgement within this: the connection is given up
@@ -308,11 +309,7 @@ class CrashClient:
             await sio.emit(event, payload, callback=callback)
         except socketio.exceptions.SocketIOError as exc:
             raise Interrupted(f"emit failed: {exc!r}") from None
-        lost = asyncio.ensure_future(conn.lost.wait())
-        try:
-            await asyncio.wait({answer, lost}, timeout=ACK_TIMEOUT, return_when="FIRST_COMPLETED")
-        finally:
-            lost.cancel()
+        await answer_or_loss(answer, conn.lost, ACK_TIMEOUT)
         if answer.done():
             return answer.result()
         answer.cancel()

@@ -22,18 +22,23 @@ from .seed import AGENT_PREFIX, USER_PREFIX
 from .tokens import make_token
 from .workers import inbox, run_worker
 
-HISTORY, ACTIVE, START, BYTES = "history", "active", "start", "bytes"
+HISTORY, ACTIVE, DASHBOARD, START, BYTES = "history", "active", "dashboard", "start", "bytes"
+READS = {
+    HISTORY: "/api/chat/history?limit=10",
+    ACTIVE: "/api/chat/admin/active",
+    DASHBOARD: "/api/chat/admin/active?limit=50&messages=1",
+}
 
 
 @dataclass(frozen=True)
 class RestJob:
-    kind: str  # HISTORY, ACTIVE, START or BYTES
+    kind: str  # HISTORY, ACTIVE, DASHBOARD, START or BYTES
     base_url: str
     secret: str
     concurrency: int
     duration_s: float
     users: int = 0  # seeded users to pick from (HISTORY)
-    agents: int = 0  # seeded agents to pick from (ACTIVE)
+    agents: int = 0  # seeded agents to pick from (ACTIVE, DASHBOARD)
     size: int = 0  # body size (BYTES)
     tag: str = ""  # makes new users unique (START)
 
@@ -56,7 +61,7 @@ async def run_job(job: RestJob, worker: int) -> RestResult:
         tokens = [
             make_token(job.secret, f"{USER_PREFIX}{rng.randrange(job.users)}") for _ in range(500)
         ]
-    elif job.kind == ACTIVE:
+    elif job.kind in (ACTIVE, DASHBOARD):
         tokens = [
             make_token(job.secret, f"{AGENT_PREFIX}{a}", agent=True) for a in range(job.agents)
         ]
@@ -79,13 +84,8 @@ async def run_job(job: RestJob, worker: int) -> RestResult:
             elif job.kind == BYTES:
                 request = http.get(f"/bytes/{job.size}")
             else:
-                path = (
-                    "/api/chat/history?limit=10"
-                    if job.kind == HISTORY
-                    else "/api/chat/admin/active"
-                )
                 headers = {"Authorization": f"Bearer {rng.choice(tokens)}"}
-                request = http.get(path, headers=headers)
+                request = http.get(READS[job.kind], headers=headers)
             t = time.monotonic_ns()
             async with request as response:
                 body = await response.read()

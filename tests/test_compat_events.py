@@ -812,6 +812,30 @@ async def test_get_admin_active_tickets_with_a_bogus_status_is_refused(
     assert client.connected
 
 
+async def test_get_admin_active_tickets_pages_like_the_rest_queue(
+    api: Api, sockets: SocketFactory, user_factory: PersonFactory, agent: Person
+) -> None:
+    older = (await rest_start(api, user_factory()))["ticketId"]
+    newer = (await rest_start(api, user_factory()))["ticketId"]
+    client = await shipped(sockets, agent)
+
+    first = await ok_call(client, "get_admin_active_tickets", {"limit": 1, "messages": 0})
+    await client.wait_for("active_chats")
+    assert [t["_id"] for t in first] == [newer]
+    assert first[0]["messages"] == []
+    second = await ok_call(client, "get_admin_active_tickets", {"limit": 1, "page": 2})
+    await client.wait_for("active_chats")
+    assert [t["_id"] for t in second] == [older]
+    assert [m["message"] for m in second[0]["messages"]] == ["Hello, I need help"]
+
+    for bad in ({"limit": 0}, {"limit": 501}, {"page": 0}, {"messages": -1}):
+        await failed_call(client, "get_admin_active_tickets", bad)
+        err = await client.wait_for("chat_error")
+        assert_chat_error(err, "validation_error", None, "VALIDATION_ERROR")
+        assert next(iter(bad)) in err["message"], err
+    await client.assert_no("active_chats", within=QUIET)
+
+
 # --- join_chat_room / leave_chat_room ---------------------------------------------------------
 
 

@@ -41,6 +41,10 @@ async def queue(api: Api, agent: Person, status: str | None = None) -> Any:
     return ok_data(await api.get("/api/chat/admin/active", token=agent, params=params))
 
 
+async def queue_page(api: Api, agent: Person, **params: Any) -> Any:
+    return ok_data(await api.get("/api/chat/admin/active", token=agent, params=params))
+
+
 def entry(chats: list[dict[str, Any]], ticket_id: str) -> dict[str, Any] | None:
     found = [c for c in chats if c["_id"] == ticket_id]
     assert len(found) <= 1, f"ticket {ticket_id} listed {len(found)} times"
@@ -132,6 +136,78 @@ async def test_admin_active_rejects_unknown_status(api: Api, agent: Person) -> N
         body = error_body(resp, 400)
         for valid in ["active", *ALL_STATUSES]:
             assert valid in body["message"], (bogus, body["message"])
+
+
+async def test_admin_active_pages_the_queue_most_recent_first(
+    api: Api, user_factory: PersonFactory, agent: Person
+) -> None:
+    made = [(await start_chat(api, user_factory()))["ticketId"] for _ in range(3)]
+    whole = await queue_page(api, agent)
+    ids = [c["_id"] for c in whole["chats"]]
+    assert ids[:3] == made[::-1], "the most recently updated chats come first"
+    total = whole["pagination"]["totalChats"]
+    assert total >= 3 and whole["count"] == len(ids) == min(total, 500)
+    assert whole["pagination"]["limit"] == 500
+
+    first = await queue_page(api, agent, limit=2)
+    second = await queue_page(api, agent, limit=2, page=2)
+    assert [c["_id"] for c in first["chats"] + second["chats"]] == ids[:4]
+    assert first["count"] == 2
+    assert first["pagination"] == {
+        "currentPage": 1,
+        "totalPages": (total + 1) // 2,
+        "totalChats": total,
+        "hasNextPage": True,
+        "hasPrevPage": False,
+        "limit": 2,
+    }
+    assert second["pagination"]["hasPrevPage"] is True
+
+    beyond = await queue_page(api, agent, limit=2, page=total)  # past the last page
+    assert beyond["chats"] == [] and beyond["count"] == 0
+    assert beyond["pagination"]["hasNextPage"] is False
+
+
+async def test_admin_active_carries_each_chats_latest_messages(
+    api: Api, user_factory: PersonFactory, agent: Person
+) -> None:
+    user = user_factory()
+    ticket_id = (await start_chat(api, user, "m0"))["ticketId"]
+    for n in range(1, 5):
+        resp = await api.post(
+            f"/api/chat/{ticket_id}/message", token=user, json={"message": f"m{n}"}
+        )
+        ok_data(resp)
+
+    async def texts(**params: Any) -> list[str]:
+        chat = entry((await queue_page(api, agent, **params))["chats"], ticket_id)
+        assert chat is not None
+        return [m["message"] for m in chat["messages"]]
+
+    assert await texts() == ["m0", "m1", "m2", "m3", "m4"]  # under the default of 50
+    assert await texts(messages=2) == ["m3", "m4"]
+    assert await texts(messages=1) == ["m4"]
+    assert await texts(messages=0) == []
+    assert await texts(messages=500) == ["m0", "m1", "m2", "m3", "m4"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 501},
+        {"limit": "ten"},
+        {"page": 0},
+        {"page": -1},
+        {"messages": -1},
+        {"messages": 501},
+    ],
+)
+async def test_admin_active_rejects_out_of_range_paging(
+    api: Api, agent: Person, params: dict[str, Any]
+) -> None:
+    body = error_body(await api.get("/api/chat/admin/active", token=agent, params=params), 400)
+    assert next(iter(params)) in body["message"], body
 
 
 # --- POST /api/chat/admin/join/:ticketId -------------------------------------------------

@@ -18,13 +18,14 @@ from typing import Any
 
 from .. import report, servers, stats
 from ..procstats import Watch
-from ..rest_worker import ACTIVE, BYTES, HISTORY, START, RestJob, RestResult, rest_main
+from ..rest_worker import ACTIVE, BYTES, DASHBOARD, HISTORY, START, RestJob, RestResult, rest_main
 from ..seed import SeedShape, seed
 from ..workers import Pool
 
 ENDPOINTS = {
     HISTORY: "GET /api/chat/history?limit=10 (a user with 5 chats of 10 messages)",
-    ACTIVE: "GET /api/chat/admin/active (every active chat, with its messages)",
+    ACTIVE: "GET /api/chat/admin/active (the default page: 500 active chats, 50 messages each)",
+    DASHBOARD: "GET /api/chat/admin/active?limit=50&messages=1 (a dashboard's first page)",
     START: "POST /api/chat/start (a new user each time)",
 }
 

@@ -8,8 +8,16 @@ from fastapi import APIRouter, Body, Query
 from starlette.responses import Response
 
 from ..domain import agents, tickets
-from ..domain.inputs import CloseChatInput
-from ..domain.views import closed_view, joined_view, ticket_view
+from ..domain.inputs import (
+    QUEUE_MESSAGES_DEFAULT,
+    QUEUE_MESSAGES_MAX,
+    QUEUE_PAGE_DEFAULT,
+    QUEUE_PAGE_MAX,
+    CloseChatInput,
+    QueueQuery,
+    parse,
+)
+from ..domain.views import closed_view, joined_view, pagination_view, ticket_view
 from . import schemas as s
 from .deps import ChatService, CurrentAgent
 from .envelope import ok
@@ -30,12 +38,27 @@ async def active(
         str | None,
         Query(description="active (open, in_progress, waiting_for_user) or one status"),
     ] = "active",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    limit: Annotated[
+        int, Query(ge=1, le=QUEUE_PAGE_MAX, description="Chats per page")
+    ] = QUEUE_PAGE_DEFAULT,
+    messages: Annotated[
+        int,
+        Query(ge=0, le=QUEUE_MESSAGES_MAX, description="How many of each chat's latest messages"),
+    ] = QUEUE_MESSAGES_DEFAULT,
 ) -> Response:
-    found = await tickets.tickets_for_agents(chat, agent, status)
+    query = parse(
+        QueueQuery, {"status": status, "page": page, "limit": limit, "messages": messages}
+    )
+    found = await tickets.tickets_for_agents(chat, agent, query)
     label = "Active" if status in (None, "", "active") else f"'{status}'"
     return ok(
         f"{label} chat tickets retrieved successfully",
-        {"chats": [ticket_view(t) for t in found], "count": len(found)},
+        {
+            "chats": [ticket_view(t) for t in found.tickets],
+            "count": len(found.tickets),
+            "pagination": pagination_view(found),
+        },
     )
 
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from ..domain import messaging, tickets
 from ..domain.clock import iso
 from ..domain.inputs import SendMessageInput, StartChatInput
-from ..domain.views import message_view, ticket_view
+from ..domain.views import message_view, pagination_view, ticket_view
 from . import schemas as s
 from .deps import ChatService, CurrentActor, CurrentUser
 from .envelope import ok
@@ -70,14 +70,7 @@ async def history(
         "Chat history retrieved successfully",
         {
             "chats": [ticket_view(t) for t in found.tickets],
-            "pagination": {
-                "currentPage": found.page,
-                "totalPages": found.total_pages,
-                "totalChats": found.total,
-                "hasNextPage": found.page < found.total_pages,
-                "hasPrevPage": found.page > 1,
-                "limit": found.limit,
-            },
+            "pagination": pagination_view(found),
         },
     )
 

@@ -131,6 +131,7 @@ class UserActiveOut(Out):
 class AgentQueueOut(Out):
     chats: list[TicketOut]
     count: int
+    pagination: PaginationOut
 
 
 class JoinedOut(Out):

@@ -82,6 +82,25 @@ class StatusFilterInput(Input):
     status: str | None = Field(default=None, max_length=32)
 
 
+# The agents' queue is paged, and each chat in it carries only its latest messages: with
+# no bound, one dashboard asking for `?status=resolved` on a year's data, or for the
+# active floor at full load, returns megabytes and holds the server for seconds. The
+# document's dashboard reads the last message of each chat as a preview; a whole
+# conversation comes from joining it.
+QUEUE_PAGE_DEFAULT = 500
+QUEUE_PAGE_MAX = 500
+QUEUE_MESSAGES_DEFAULT = 50
+QUEUE_MESSAGES_MAX = 500
+
+
+class QueueQuery(StatusFilterInput):
+    """Which page of the agents' queue, and how many of each chat's latest messages."""
+
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    limit: int = Field(default=QUEUE_PAGE_DEFAULT, ge=1, le=QUEUE_PAGE_MAX)
+    messages: int = Field(default=QUEUE_MESSAGES_DEFAULT, ge=0, le=QUEUE_MESSAGES_MAX)
+
+
 class TypingInput(Input):
     ticketId: str = Field(max_length=64)
     isTyping: bool = True

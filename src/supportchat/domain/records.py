@@ -66,3 +66,17 @@ class Ticket:
     resolution_summary: str | None
     last_seq: int
     messages: list[Message] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPage:
+    """One page of a list of tickets (a user's history, the agents' queue)."""
+
+    tickets: list[Ticket]
+    total: int
+    page: int
+    limit: int
+
+    @property
+    def total_pages(self) -> int:
+        return (self.total + self.limit - 1) // self.limit

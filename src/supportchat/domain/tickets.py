@@ -11,10 +11,10 @@ from .context import Chat
 from .events import Audience, Event
 from .identity import Actor
 from .ids import new_id
-from .inputs import Rules, StartChatInput
+from .inputs import QueueQuery, Rules, StartChatInput
 from .limits import Quota
 from .messaging import count_message, post_message, seq_of
-from .records import Message, Status, Ticket
+from .records import Message, Status, Ticket, TicketPage
 from .views import new_chat_ticket_payload
 
 
@@ -134,25 +134,13 @@ async def resume_ticket(
         return resumed(await with_messages(repo, ticket), after_seq)
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryPage:
-    tickets: list[Ticket]
-    total: int
-    page: int
-    limit: int
-
-    @property
-    def total_pages(self) -> int:
-        return (self.total + self.limit - 1) // self.limit
-
-
-async def history(chat: Chat, actor: Actor, page: int, limit: int) -> HistoryPage:
+async def history(chat: Chat, actor: Actor, page: int, limit: int) -> TicketPage:
     """The user's own chats, newest first."""
     async with chat.reading() as repo:
         total = await repo.count_tickets_of(actor.id)
         found = await repo.history_of(actor.id, offset=(page - 1) * limit, limit=limit)
         await _attach_messages(repo, found)
-    return HistoryPage(found, total, page, limit)
+    return TicketPage(found, total, page, limit)
 
 
 async def active_chats_of(chat: Chat, actor: Actor) -> list[Ticket]:
@@ -162,15 +150,21 @@ async def active_chats_of(chat: Chat, actor: Actor) -> list[Ticket]:
     return found
 
 
-async def tickets_for_agents(chat: Chat, actor: Actor, status: str | None) -> list[Ticket]:
-    """The agents' queue: active chats (or those of one status), most recently updated first."""
+async def tickets_for_agents(chat: Chat, actor: Actor, query: QueueQuery) -> TicketPage:
+    """The agents' queue: active chats (or those of one status), most recently updated
+    first, a page at a time, each with its latest `query.messages` messages."""
     require_agent(actor)
-    statuses = Rules.status_filter(status)
+    statuses = Rules.status_filter(query.status)
     await chat.limits.hit(Quota.ADMIN, actor.id)
     async with chat.reading() as repo:
-        found = await repo.tickets_with_status(statuses)
-        await _attach_messages(repo, found)
-    return found
+        total = await repo.count_with_status(statuses)
+        found = await repo.tickets_with_status(
+            statuses, offset=(query.page - 1) * query.limit, limit=query.limit
+        )
+        latest = await repo.latest_messages_of([t.id for t in found], query.messages)
+    for ticket in found:
+        ticket.messages = latest[ticket.id]
+    return TicketPage(found, total, query.page, query.limit)
 
 
 async def with_messages(repo: Repository, ticket: Ticket) -> Ticket:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .clock import iso
-from .records import Message, PersonRef, Ticket
+from .records import Message, PersonRef, Ticket, TicketPage
 
 
 def person_view(ref: PersonRef | None) -> dict[str, Any] | None:
@@ -52,6 +52,17 @@ def ticket_view(ticket: Ticket) -> dict[str, Any]:
         "resolvedBy": person_view(ticket.resolved_by),
         "resolutionSummary": ticket.resolution_summary,
         "messages": [message_view(m) for m in ticket.messages],
+    }
+
+
+def pagination_view(found: TicketPage) -> dict[str, Any]:
+    return {
+        "currentPage": found.page,
+        "totalPages": found.total_pages,
+        "totalChats": found.total,
+        "hasNextPage": found.page < found.total_pages,
+        "hasPrevPage": found.page > 1,
+        "limit": found.limit,
     }
 
 

@@ -17,7 +17,7 @@ from ..domain.clock import iso
 from ..domain.context import Chat
 from ..domain.errors import ChatError
 from ..domain.identity import Actor
-from ..domain.inputs import StartChatInput, StatusFilterInput, TicketRef, parse
+from ..domain.inputs import QueueQuery, StartChatInput, TicketRef, parse
 from ..domain.records import Ticket
 from ..domain.views import message_view, ticket_view
 from .dispatch import Dispatcher
@@ -113,10 +113,11 @@ class CompatHandlers:
 
     async def get_active_chats(self, sid: str, actor: Actor, data: Any) -> list[dict[str, Any]]:
         """`get_active_chats` and `get_admin_active_tickets {status}`, answered with
-        `active_chats` (a list of tickets, as in GET /api/chat/admin/active)."""
-        status = parse(StatusFilterInput, data).status if data is not None else None
-        found = await tickets.tickets_for_agents(self.chat, actor, status)
-        answer = [ticket_view(t) for t in found]
+        `active_chats` (a list of tickets, as in GET /api/chat/admin/active; `page`, `limit`
+        and `messages` as there too)."""
+        query = parse(QueueQuery, data) if data is not None else QueueQuery()
+        found = await tickets.tickets_for_agents(self.chat, actor, query)
+        answer = [ticket_view(t) for t in found.tickets]
         await self.sio.emit("active_chats", answer, to=sid)
         return answer
 

@@ -258,13 +258,25 @@ class Repository:
         query = select(func.count()).select_from(tickets).where(tickets.c.user_id == user_id)
         return int((await self.conn.execute(query)).scalar_one())
 
-    async def tickets_with_status(self, statuses: Iterable[Status]) -> list[Ticket]:
+    async def tickets_with_status(
+        self, statuses: Iterable[Status], *, offset: int, limit: int
+    ) -> list[Ticket]:
         query = (
             _ticket_query()
             .where(tickets.c.status.in_([s.value for s in statuses]))
             .order_by(tickets.c.updated_at.desc(), tickets.c.id.desc())
+            .offset(offset)
+            .limit(limit)
         )
         return [_ticket(r) for r in (await self.conn.execute(query)).mappings()]
+
+    async def count_with_status(self, statuses: Iterable[Status]) -> int:
+        query = (
+            select(func.count())
+            .select_from(tickets)
+            .where(tickets.c.status.in_([s.value for s in statuses]))
+        )
+        return int((await self.conn.execute(query)).scalar_one())
 
     async def update_ticket(self, ticket_id: str, **values: Any) -> None:
         await self.conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(**values))
@@ -377,6 +389,28 @@ class Repository:
             select(messages)
             .where(messages.c.ticket_id.in_(list(ticket_ids)))
             .order_by(messages.c.ticket_id, messages.c.seq)
+        )
+        for row in (await self.conn.execute(query)).mappings():
+            found[row["ticket_id"]].append(_message(row))
+        return found
+
+    async def latest_messages_of(
+        self, ticket_ids: Sequence[str], count: int
+    ) -> dict[str, list[Message]]:
+        """The last `count` messages of each of several tickets in one query, in seq order."""
+        found: dict[str, list[Message]] = {ticket_id: [] for ticket_id in ticket_ids}
+        if not ticket_ids or count <= 0:
+            return found
+        rank = (
+            func.row_number()
+            .over(partition_by=messages.c.ticket_id, order_by=messages.c.seq.desc())
+            .label("rank")
+        )
+        ranked = select(messages, rank).where(messages.c.ticket_id.in_(list(ticket_ids))).subquery()
+        query = (
+            select(*(ranked.c[c.name] for c in messages.c))
+            .where(ranked.c.rank <= count)
+            .order_by(ranked.c.ticket_id, ranked.c.seq)
         )
         for row in (await self.conn.execute(query)).mappings():
             found[row["ticket_id"]].append(_message(row))

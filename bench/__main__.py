@@ -17,6 +17,7 @@ See docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -238,5 +239,13 @@ def run_floor_command(args: Any) -> int:
     return 0 if all(r.intact for r in judged) else 1
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # SIGTERM's default action ends the process without unwinding, so the servers the
+    # scenarios start would live on (and skew the next run's figures); SystemExit runs
+    # their `finally: server.stop()`.
+    sys.exit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.exit(main())

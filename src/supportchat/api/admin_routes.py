@@ -38,13 +38,14 @@ async def active(
         str | None,
         Query(description="active (open, in_progress, waiting_for_user) or one status"),
     ] = "active",
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    # The ranges are the domain's (QueueQuery); parse() below refuses what is out of them.
+    page: Annotated[int, Query(description="Which page, from 1")] = 1,
     limit: Annotated[
-        int, Query(ge=1, le=QUEUE_PAGE_MAX, description="Chats per page")
+        int, Query(description=f"Chats per page, 1 to {QUEUE_PAGE_MAX}")
     ] = QUEUE_PAGE_DEFAULT,
     messages: Annotated[
         int,
-        Query(ge=0, le=QUEUE_MESSAGES_MAX, description="How many of each chat's latest messages"),
+        Query(description=f"How many of each chat's latest messages, 0 to {QUEUE_MESSAGES_MAX}"),
     ] = QUEUE_MESSAGES_DEFAULT,
 ) -> Response:
     query = parse(

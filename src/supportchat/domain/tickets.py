@@ -161,9 +161,7 @@ async def tickets_for_agents(chat: Chat, actor: Actor, query: QueueQuery) -> Tic
         found = await repo.tickets_with_status(
             statuses, offset=(query.page - 1) * query.limit, limit=query.limit
         )
-        latest = await repo.latest_messages_of([t.id for t in found], query.messages)
-    for ticket in found:
-        ticket.messages = latest[ticket.id]
+        await _attach_messages(repo, found, latest=query.messages)
     return TicketPage(found, total, query.page, query.limit)
 
 
@@ -172,7 +170,9 @@ async def with_messages(repo: Repository, ticket: Ticket) -> Ticket:
     return ticket
 
 
-async def _attach_messages(repo: Repository, found: list[Ticket]) -> None:
-    by_ticket: dict[str, list[Message]] = await repo.messages_of([t.id for t in found])
+async def _attach_messages(
+    repo: Repository, found: list[Ticket], latest: int | None = None
+) -> None:
+    by_ticket: dict[str, list[Message]] = await repo.messages_of([t.id for t in found], latest)
     for ticket in found:
         ticket.messages = by_ticket[ticket.id]

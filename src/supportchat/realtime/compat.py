@@ -115,8 +115,7 @@ class CompatHandlers:
         """`get_active_chats` and `get_admin_active_tickets {status}`, answered with
         `active_chats` (a list of tickets, as in GET /api/chat/admin/active; `page`, `limit`
         and `messages` as there too)."""
-        query = parse(QueueQuery, data) if data is not None else QueueQuery()
-        found = await tickets.tickets_for_agents(self.chat, actor, query)
+        found = await tickets.tickets_for_agents(self.chat, actor, parse(QueueQuery, data))
         answer = [ticket_view(t) for t in found.tickets]
         await self.sio.emit("active_chats", answer, to=sid)
         return answer

@@ -385,41 +385,25 @@ class Repository:
         row = (await self.conn.execute(query)).mappings().first()
         return _message(row) if row else None
 
-    async def messages_of(self, ticket_ids: Sequence[str]) -> dict[str, list[Message]]:
-        """All messages of several tickets in one query, each list in seq order."""
-        found: dict[str, list[Message]] = {ticket_id: [] for ticket_id in ticket_ids}
-        if not ticket_ids:
-            return found
-        query = (
-            select(messages)
-            .where(messages.c.ticket_id.in_(list(ticket_ids)))
-            .order_by(messages.c.ticket_id, messages.c.seq)
-        )
-        for row in (await self.conn.execute(query)).mappings():
-            found[row["ticket_id"]].append(_message(row))
-        return found
-
-    async def latest_messages_of(
-        self, ticket_ids: Sequence[str], count: int
+    async def messages_of(
+        self, ticket_ids: Sequence[str], latest: int | None = None
     ) -> dict[str, list[Message]]:
-        """The last `count` messages of each of several tickets in one query, in seq order.
+        """The messages of several tickets in one query, each list in seq order: all of
+        them, or each ticket's last `latest`.
 
         A ticket's messages are numbered 1..last_seq without gaps (a position is taken in
-        the transaction that stores the message), so its last `count` are those after
-        last_seq - count: a range of the (ticket_id, seq) index, where a window function
+        the transaction that stores the message), so its last `latest` are those after
+        last_seq - latest: a range of the (ticket_id, seq) index, where a window function
         over every message of the tickets took ten times as long."""
         found: dict[str, list[Message]] = {ticket_id: [] for ticket_id in ticket_ids}
-        if not ticket_ids or count <= 0:
+        if not ticket_ids or (latest is not None and latest <= 0):
             return found
-        query = (
-            select(messages)
-            .join(tickets, tickets.c.id == messages.c.ticket_id)
-            .where(
-                tickets.c.id.in_(list(ticket_ids)),
-                messages.c.seq > tickets.c.last_seq - count,
+        query = select(messages).where(messages.c.ticket_id.in_(list(ticket_ids)))
+        if latest is not None:
+            query = query.join(tickets, tickets.c.id == messages.c.ticket_id).where(
+                messages.c.seq > tickets.c.last_seq - latest
             )
-            .order_by(messages.c.ticket_id, messages.c.seq)
-        )
+        query = query.order_by(messages.c.ticket_id, messages.c.seq)
         for row in (await self.conn.execute(query)).mappings():
             found[row["ticket_id"]].append(_message(row))
         return found

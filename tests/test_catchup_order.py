@@ -255,9 +255,13 @@ class Scene:
     def pick_last_seen(self) -> tuple[int, str]:
         """A stored message the joining socket is said to hold last: one stored before it
         connects (so that the one after it was stored before too, and can only reach it
-        through the replay), at most REPLAY_SPAN behind the newest."""
+        through the replay), at most REPLAY_SPAN behind the newest.
+
+        Only acknowledged seqs are candidates: three senders' acks come back in any order,
+        so a seq below the newest acknowledged one may still be waiting for its ack."""
         newest = self.flood.newest
-        seq = random.randint(max(2, newest - REPLAY_SPAN), newest - 1)
+        acked = [s for s in self.flood.stored if max(2, newest - REPLAY_SPAN) <= s < newest]
+        seq = random.choice(acked)
         return seq, self.flood.stored[seq]
 
 

@@ -26,6 +26,7 @@ from socketio import packet as sio_packet
 
 from ..domain.records import Message, Ticket
 from ..domain.views import new_message_payload
+from .sequencing import Sequencer
 
 # The one event carrying a ticket's messages in seq order; the others (user_message for
 # the agents' queue, message_sent to the sender) are notifications, not the transcript.
@@ -56,6 +57,11 @@ class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped libr
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._gates: dict[str, dict[str, Gate]] = {}
+        # After a catch-up, the newest seq its socket was sent, by ticket and socket, for
+        # as long as the sequencer has not delivered that far: a live message it still
+        # holds behind a gap must not reach that socket a second time.
+        self._floors: dict[str, dict[str, int]] = {}
+        self.sequencer = Sequencer()
 
     async def emit(
         self,
@@ -70,7 +76,6 @@ class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped libr
     ) -> None:
         target = to or room
         namespace = namespace or "/"
-        held_for = self._hold(event, data, namespace, target)
         skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         if callback is not None:  # a packet per recipient (its own ack id): the library's
             await super().emit(
@@ -78,12 +83,41 @@ class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped libr
                 data,
                 namespace=namespace,
                 room=target,
-                skip_sid=[*skipped, *held_for],
+                skip_sid=[*skipped, *self._hold(event, data, namespace, target)],
                 callback=callback,
                 **kwargs,
             )
             return
-        self._deliver(event, data, namespace, target, {*skipped, *held_for})
+        if event == GATED_EVENT and isinstance(data, dict) and "seq" in data:
+            # A ticket's live message: in seq order and once (realtime/sequencing.py).
+            self.sequencer.admit(
+                data["ticketId"],
+                int(data["seq"]),
+                lambda: self._deliver_live(event, data, namespace, target, skipped),
+            )
+            return
+        self._deliver_live(event, data, namespace, target, skipped)
+
+    def _deliver_live(
+        self, event: str, data: Any, namespace: str, target: Any, skipped: list[Any]
+    ) -> None:
+        skip = {*skipped, *self._hold(event, data, namespace, target)}
+        if self._floors and event == GATED_EVENT:
+            skip.update(self._caught_up(data["ticketId"], int(data["seq"])))
+        self._deliver(event, data, namespace, target, skip)
+
+    def _caught_up(self, ticket_id: str, seq: int) -> list[str]:
+        """Sockets whose catch-up already sent them this seq of the ticket; floors the
+        sequencer has now passed are dropped."""
+        floors = self._floors.get(ticket_id)
+        if not floors:
+            return []
+        covered = [sid for sid, floor in floors.items() if seq <= floor]
+        for sid in [sid for sid, floor in floors.items() if seq >= floor]:
+            del floors[sid]
+        if not floors:
+            del self._floors[ticket_id]
+        return covered
 
     def _deliver(self, event: str, data: Any, namespace: str, target: Any, skip: set[Any]) -> None:
         """python-socketio's emit without its task per recipient. The library encodes
@@ -121,8 +155,6 @@ class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped libr
         gates = self._gates.get(data.get("ticketId"))  # type: ignore[arg-type]
         if not gates:
             return []
-        if isinstance(target, str) and target in gates:
-            return []  # addressed to the socket itself: the replay, or a release
         recipients = {sid for sid, _eio_sid in self.get_participants(namespace, target)}
         held = [sid for sid in gates if sid in recipients]
         for sid in held:
@@ -143,28 +175,25 @@ class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped libr
         try:
             yield gate
         finally:
-            try:
-                await self._release(gate)
-            finally:
-                # Nothing awaited between the release's last emptiness check and here,
-                # so no live message can have been held and left behind.
-                del gates[sid]
-                if not gates:
-                    del self._gates[ticket_id]
+            # Synchronous from here on: no live message can be held and left behind.
+            self.send(gate, gate.held)
+            gate.held = []
+            del gates[sid]
+            if not gates:
+                del self._gates[ticket_id]
+            delivered = self.sequencer.delivered_up_to(ticket_id)
+            if gate.sent_up_to and (delivered is None or delivered < gate.sent_up_to):
+                self._floors.setdefault(ticket_id, {})[sid] = gate.sent_up_to
 
-    async def _release(self, gate: Gate) -> None:
-        while gate.held:
-            batch, gate.held = gate.held, []
-            await self.send(gate, batch)
-
-    async def send(self, gate: Gate, payloads: Iterable[dict[str, Any]]) -> None:
+    def send(self, gate: Gate, payloads: Iterable[dict[str, Any]]) -> None:
         """Send the gate's socket these `new_message` payloads in seq order, skipping any
-        it was already sent through this gate."""
+        it was already sent through this gate. Straight into the socket's queue: this
+        process's own socket, not a message for the other processes."""
         for payload in sorted(payloads, key=lambda p: int(p["seq"])):
             if int(payload["seq"]) <= gate.sent_up_to:
                 continue
-            await self.emit(GATED_EVENT, payload, namespace="/", to=gate.sid)
+            self._deliver(GATED_EVENT, payload, "/", gate.sid, set())
             gate.sent_up_to = int(payload["seq"])
 
-    async def replay(self, gate: Gate, ticket: Ticket, missed: list[Message]) -> None:
-        await self.send(gate, (new_message_payload(ticket, m) for m in missed))
+    def replay(self, gate: Gate, ticket: Ticket, missed: list[Message]) -> None:
+        self.send(gate, (new_message_payload(ticket, m) for m in missed))

@@ -82,7 +82,7 @@ class CompatHandlers:
                 "lastUpdated": iso(ticket.updated_at),
             }
             await self.sio.emit("ticket_rejoined", answer, to=sid)
-            await delivery.replay(gate, ticket, found.missed)
+            delivery.replay(gate, ticket, found.missed)
             gate.covered(ticket.messages)
         return answer
 

@@ -72,7 +72,7 @@ class EventHandlers:
         ref = parse(TicketRef, data)
         async with self.delivery.gate(sid, ref.ticketId) as gate:
             found = await tickets.resume_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
-            await self.delivery.replay(gate, found.ticket, found.missed)
+            self.delivery.replay(gate, found.ticket, found.missed)
         ticket = found.ticket
         return {
             "ticketId": ticket.id,
@@ -96,7 +96,7 @@ class EventHandlers:
         ref = parse(TicketRef, data)
         async with self.delivery.gate(sid, ref.ticketId) as gate:
             joined = await agents.join_ticket(self.chat, actor, ref.ticketId, ref.lastMessageId)
-            await self.delivery.replay(gate, joined.ticket, joined.missed)
+            self.delivery.replay(gate, joined.ticket, joined.missed)
             # The acknowledgement carries the whole transcript.
             gate.covered(joined.ticket.messages)
         return joined_view(joined.ticket)

@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 import socketio
 from fastapi import FastAPI
@@ -25,7 +26,7 @@ from .api.ratelimit_headers import RateLimitHeaders
 from .api.schemas import Envelope, HealthOut
 from .auth import TokenVerifier
 from .config import Settings
-from .domain import presence
+from .domain import presence, recovery
 from .domain.context import Chat
 from .domain.errors import ChatError, Unavailable
 from .domain.inputs import Rules
@@ -37,6 +38,7 @@ from .realtime.compat import CompatHandlers
 from .realtime.connections import Connections
 from .realtime.dispatch import Dispatcher
 from .realtime.drain import Drain
+from .realtime.fanout import RedisFanout
 from .realtime.handlers import EventHandlers
 from .realtime.origins import origin_checker
 from .realtime.publisher import SocketPublisher
@@ -58,7 +60,8 @@ class Service:
 def create_app(settings: Settings) -> Service:
     settings.ensure_data_dir()
     database = Database(settings.resolved_database_url)
-    delivery = GatedManager()
+    # One process delivers to its own sockets; with Redis, every process hears every emit.
+    delivery = GatedManager() if not settings.redis_url else RedisFanout(settings.redis_url)
     sio = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=delivery,
@@ -92,6 +95,9 @@ def create_app(settings: Settings) -> Service:
         ),
         presence_ttl_seconds=settings.presence_ttl_seconds,
     )
+    delivery.read_between = partial(recovery.messages_between, chat)
+    if isinstance(delivery, RedisFanout):
+        delivery.read_back = partial(recovery.messages_since, chat)
     verifier = TokenVerifier(settings)
     node_id = uuid.uuid4().hex
     connections = Connections(sio, chat, verifier, node_id)
@@ -112,6 +118,11 @@ def create_app(settings: Settings) -> Service:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not sio.manager_initialized:
+            # python-socketio starts its client manager on the first connection; a
+            # process must hear the others (and publish its heartbeat) from the start.
+            sio.manager_initialized = True
+            delivery.initialize()
         beat = asyncio.create_task(_presence_heartbeat(chat, connections, settings))
         slow_clients = asyncio.create_task(guard.run())
         try:
@@ -158,15 +169,23 @@ def create_app(settings: Settings) -> Service:
 
     @api.get("/health", response_model=Envelope[HealthOut], tags=["service"])
     async def health() -> Response:
-        """200 while the database answers; 503 (same shape) while it does not."""
+        """200 while the database answers; 503 (same shape) while it does not. With Redis
+        configured, `redis` says whether this process hears the others; without it the
+        process still serves its own sockets (and catches up when Redis is back), so a
+        load balancer should keep sending it traffic: `status` is then "degraded", with
+        200."""
+        shared: dict[str, str] = {}
+        if isinstance(delivery, RedisFanout):
+            shared["redis"] = "ok" if delivery.healthy else "unavailable"
         if await database.ping():
-            return ok("ok", {"status": "ok", "database": "ok"})
+            status = "ok" if shared.get("redis", "ok") == "ok" else "degraded"
+            return ok("ok", {"status": status, "database": "ok", **shared})
         return FastJSONResponse(
             {
                 "success": False,
                 "message": "Database unavailable",
                 "code": Unavailable.code,
-                "data": {"status": "degraded", "database": "unavailable"},
+                "data": {"status": "degraded", "database": "unavailable", **shared},
             },
             503,
             headers={"Retry-After": "5"},

@@ -159,6 +159,7 @@ class ClosedOut(Out):
 class HealthOut(Out):
     status: str
     database: str
+    redis: str | None = None  # only with SUPPORTCHAT_REDIS_URL set
 
 
 def errors_doc(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -11,18 +11,25 @@ open chats cost more CPU than storing the messages (docs/performance.md).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from limits import RateLimitItem, WindowStats, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from .errors import RateLimited
+
+log = logging.getLogger(__name__)
+
+REDIS_TIMEOUT_SECONDS = 2.0
 
 
 class Quota(StrEnum):
@@ -56,8 +63,17 @@ class RateLimits:
         self._limiter: Limiter
         if storage_uri:
             # redis-py, the client python-socketio's Redis manager uses too.
-            storage = storage_from_string(f"async+{storage_uri}", implementation="redispy")
-            self._limiter = MovingWindowRateLimiter(storage)
+            # Fail fast while Redis is down (SharedWindows then counts here) instead of
+            # redis-py's retries holding each request up for seconds.
+            fail_fast: dict[str, Any] = {
+                "retry": Retry(NoBackoff(), 0),
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            }
+            storage = storage_from_string(
+                f"async+{storage_uri}", implementation="redispy", **fail_fast
+            )
+            self._limiter = SharedWindows(MovingWindowRateLimiter(storage), LocalWindows())
         else:
             self._limiter = LocalWindows()
 
@@ -105,6 +121,41 @@ class Limiter(Protocol):
     async def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool: ...
 
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats: ...
+
+
+class SharedWindows:
+    """Counts in Redis, and in this process while Redis does not answer: a Redis outage
+    must not stop the chat, and limits counted per process for a while are still limits
+    (each process lets through at most the quota; what was counted in Redis before the
+    outage is still there when it ends)."""
+
+    RETRY_SECONDS = 1.0  # after a failure, Redis is tried again after this long
+
+    def __init__(self, shared: Limiter, local: Limiter) -> None:
+        self._shared = shared
+        self._local = local
+        self._down_until = 0.0
+        self.errors = 0
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if time.monotonic() >= self._down_until:
+            try:
+                return await getattr(self._shared, method)(*args, **kwargs)
+            except Exception as exc:  # redis-py's and the library's errors alike
+                self.errors += 1
+                self._down_until = time.monotonic() + self.RETRY_SECONDS
+                log.warning("rate limits counted in this process: Redis failed (%s)", exc)
+        return await getattr(self._local, method)(*args, **kwargs)
+
+    async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        return bool(await self._call("hit", item, *identifiers, cost=cost))
+
+    async def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        return bool(await self._call("test", item, *identifiers, cost=cost))
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        stats: WindowStats = await self._call("get_window_stats", item, *identifiers)
+        return stats
 
 
 class LocalWindows:

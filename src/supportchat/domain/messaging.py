@@ -247,6 +247,18 @@ def _append(ticket: Ticket, actor: Actor, request: _Send, moment: datetime) -> M
     return message
 
 
+def new_message_event(
+    ticket: Ticket, message: Message, watchers: Sequence[str], connection: str | None = None
+) -> Event:
+    """A message, to the ticket's user and the agents who follow it (not to the
+    connection that sent it: it learns the outcome from its acknowledgement)."""
+    return Event(
+        "new_message",
+        new_message_payload(ticket, message),
+        Audience(users=(ticket.user.id,), agents=tuple(watchers), exclude_connection=connection),
+    )
+
+
 async def _announce(
     chat: Chat,
     work: Work,
@@ -260,15 +272,7 @@ async def _announce(
     moment: datetime,
     tell_agents: bool = True,
 ) -> None:
-    work.emit(
-        Event(
-            "new_message",
-            new_message_payload(ticket, message),
-            Audience(
-                users=(ticket.user.id,), agents=tuple(watchers), exclude_connection=connection
-            ),
-        )
-    )
+    work.emit(new_message_event(ticket, message, watchers, connection))
     if tell_agents and not sender.is_agent:
         work.emit(
             Event("user_message", user_message_payload(ticket, message), Audience(all_agents=True))

@@ -88,17 +88,31 @@ async def heartbeat(chat: Chat, node_id: str, live: Mapping[str, Person]) -> Non
             await work.repo.add_presence(sid, agent.id, node_id, moment)
             changed.add(agent.id)
         await work.repo.touch_presence(node_id, moment)
-        await work.repo.purge_presence(
+        # Rows of a process that stopped refreshing them (it crashed): whichever process
+        # purges them tells the agents, once.
+        expired = await work.repo.purge_presence(
             stale_before=moment - timedelta(seconds=chat.presence_ttl_seconds)
         )
         for agent_id in sorted(changed):
             work.emit(await status_update(work.repo, agent_id, chat.presence_ttl_seconds))
+        await _announce_gone(chat, work, expired - changed)
 
 
 async def forget_node(chat: Chat, node_id: str) -> None:
     """On shutdown: this process's sockets are gone."""
     async with chat.work() as work:
-        await work.repo.purge_presence(node_id=node_id, stale_before=now() - timedelta(days=3650))
+        gone = await work.repo.purge_presence(
+            node_id=node_id, stale_before=now() - timedelta(days=3650)
+        )
+        await _announce_gone(chat, work, gone)
+
+
+async def _announce_gone(chat: Chat, work: Work, agent_ids: set[str]) -> None:
+    """An admin_status_update for each of these agents who has no socket left anywhere."""
+    for agent_id in sorted(agent_ids):
+        update = await status_update(work.repo, agent_id, chat.presence_ttl_seconds)
+        if not update.payload["isOnline"]:
+            work.emit(update)
 
 
 async def online_agents(chat: Chat) -> list[str]:

@@ -15,7 +15,7 @@ published it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +24,11 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from ..domain.events import Event
 from ..domain.records import Message, Ticket
 from ..domain.views import new_message_payload
-from .sequencing import Sequencer
+from .publisher import SocketPublisher
+from .sequencing import Pending, Sequencer
 
 # The one event carrying a ticket's messages in seq order; the others (user_message for
 # the agents' queue, message_sent to the sender) are notifications, not the transcript.
@@ -61,7 +63,9 @@ class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped libr
         # as long as the sequencer has not delivered that far: a live message it still
         # holds behind a gap must not reach that socket a second time.
         self._floors: dict[str, dict[str, int]] = {}
-        self.sequencer = Sequencer()
+        self.sequencer = Sequencer(self.fill_gap)
+        # Reads a ticket's messages between two seqs (domain/recovery.py); set by app.py.
+        self.read_between: Callable[[str, int, int], Awaitable[list[Event]]] | None = None
 
     async def emit(
         self,
@@ -97,6 +101,26 @@ class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped libr
             )
             return
         self._deliver_live(event, data, namespace, target, skipped)
+
+    def pending(self, event: Event) -> Pending:
+        """A `new_message` read back from the database, ready for the sequencer."""
+        rooms = SocketPublisher.rooms_for(event)
+        return Pending(
+            int(event.payload["seq"]),
+            lambda: self._deliver_live(GATED_EVENT, event.payload, "/", rooms, []),
+        )
+
+    def admit_read_back(self, events: Iterable[Event]) -> None:
+        """Messages read back from the database after a possible loss: delivered here
+        unless this process already delivered them."""
+        for event in events:
+            found = self.pending(event)
+            self.sequencer.admit(event.payload["ticketId"], found.seq, found.deliver)
+
+    async def fill_gap(self, ticket_id: str, after_seq: int, before_seq: int) -> list[Pending]:
+        if self.read_between is None:
+            return []
+        return [self.pending(e) for e in await self.read_between(ticket_id, after_seq, before_seq)]
 
     def _deliver_live(
         self, event: str, data: Any, namespace: str, target: Any, skipped: list[Any]

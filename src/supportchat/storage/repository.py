@@ -408,6 +408,33 @@ class Repository:
             found[row["ticket_id"]].append(_message(row))
         return found
 
+    async def tickets_written_since(self, since: datetime, limit: int) -> list[Ticket]:
+        """Tickets changed at or after `since` (every message updates its ticket), oldest
+        change first; through the (status, updated_at) index, one range per status."""
+        query = (
+            _ticket_query()
+            .where(tickets.c.status.in_([s.value for s in Status]), tickets.c.updated_at >= since)
+            .order_by(tickets.c.updated_at, tickets.c.id)
+            .limit(limit)
+        )
+        return [_ticket(r) for r in (await self.conn.execute(query)).mappings()]
+
+    async def messages_since(
+        self, ticket_ids: Sequence[str], since: datetime
+    ) -> dict[str, list[Message]]:
+        """The messages of these tickets stored at or after `since`, each in seq order."""
+        found: dict[str, list[Message]] = {ticket_id: [] for ticket_id in ticket_ids}
+        if not found:
+            return found
+        query = (
+            select(messages)
+            .where(messages.c.ticket_id.in_(list(found)), messages.c.created_at >= since)
+            .order_by(messages.c.ticket_id, messages.c.seq)
+        )
+        for row in (await self.conn.execute(query)).mappings():
+            found[row["ticket_id"]].append(_message(row))
+        return found
+
     async def messages_after(self, ticket_id: str, after_seq: int, limit: int) -> list[Message]:
         query = (
             select(messages)
@@ -492,11 +519,15 @@ class Repository:
             update(agent_presence).where(agent_presence.c.node_id == node_id).values(seen_at=at)
         )
 
-    async def purge_presence(self, *, node_id: str | None = None, stale_before: datetime) -> None:
+    async def purge_presence(
+        self, *, node_id: str | None = None, stale_before: datetime
+    ) -> set[str]:
+        """Drop stale rows (and a node's); the agents whose rows were dropped."""
         condition = agent_presence.c.seen_at < stale_before
         if node_id is not None:
             condition = condition | (agent_presence.c.node_id == node_id)
-        await self.conn.execute(delete(agent_presence).where(condition))
+        stmt = delete(agent_presence).where(condition).returning(agent_presence.c.agent_id)
+        return set((await self.conn.execute(stmt)).scalars())
 
     async def online_agents(self, fresh_since: datetime) -> list[str]:
         query = (

@@ -31,6 +31,7 @@ from .domain.context import Chat
 from .domain.errors import ChatError, Unavailable
 from .domain.inputs import Rules
 from .domain.limits import Quota, RateLimits
+from .metrics import MetricsEndpoint, ServiceMetrics, Sources
 from .realtime.backpressure import SlowClientGuard
 from .realtime.catchup import GatedManager
 from .realtime.codec import OrjsonCodec, Packet
@@ -74,9 +75,10 @@ def create_app(settings: Settings) -> Service:
         logger=False,
         engineio_logger=False,
     )
+    publisher = SocketPublisher(sio)
     chat = Chat(
         db=database,
-        publisher=SocketPublisher(sio),
+        publisher=publisher,
         rules=Rules(
             categories=tuple(settings.categories),
             default_category=settings.default_category,
@@ -199,7 +201,11 @@ def create_app(settings: Settings) -> Service:
         max_bytes=settings.max_http_buffer_size,
         cors_origins=settings.cors_origins,
     )
-    return Service(app, drain)
+    metrics = ServiceMetrics(Sources(delivery, publisher, chat.limits, database))
+    observed = MetricsEndpoint(
+        app, metrics, token=settings.metrics_token, port=settings.metrics_port
+    )
+    return Service(observed, drain)
 
 
 async def _presence_heartbeat(chat: Chat, connections: Connections, settings: Settings) -> None:

@@ -89,7 +89,18 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
     )
-    GracefulServer(config, service.drain, settings.shutdown_grace_seconds).run()
+    server = GracefulServer(config, service.drain, settings.shutdown_grace_seconds)
+    if settings.metrics_port is None:
+        server.run()
+        return 0
+    # The metrics port is a second listening socket of the same server (metrics.py
+    # answers only /metrics there), so it shares the process's event loop and state.
+    sockets = [config.bind_socket()]
+    metrics_config = uvicorn.Config(
+        service.app, host=settings.metrics_host, port=settings.metrics_port
+    )
+    sockets.append(metrics_config.bind_socket())
+    server.run(sockets=sockets)
     return 0
 
 

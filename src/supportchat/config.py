@@ -95,8 +95,14 @@ class Settings(BaseSettings):
     rate_limit_admin: str = "200/minute"  # admin actions per agent
     rate_limit_messages: str = "30/minute"  # messages per chat, REST and Socket.IO alike
     rate_limit_typing: str = "20/10 seconds"  # typing updates per person and chat
-    # When set, rate-limit counts (and, later, Socket.IO fan-out) are shared through it.
+    # When set, several processes form one service: Socket.IO emits reach every process
+    # and rate-limit counts are shared through it (docs/deployment.md).
     redis_url: str | None = None
+    # /metrics (Prometheus): on the service's port to `Authorization: Bearer <token>`,
+    # and/or on a port of its own bound to metrics_host (metrics.py); neither by default.
+    metrics_token: str | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     log_level: str = "info"
 
     _split = field_validator(

@@ -59,6 +59,7 @@ class RateLimits:
         self, quotas: dict[Quota, str], *, storage_uri: str | None = None, enabled: bool = True
     ) -> None:
         self.enabled = enabled
+        self.refused: dict[Quota, int] = dict.fromkeys(Quota, 0)  # uses refused, by quota
         self._items: dict[Quota, RateLimitItem] = {q: parse(text) for q, text in quotas.items()}
         self._limiter: Limiter
         if storage_uri:
@@ -101,7 +102,12 @@ class RateLimits:
         for quota, key in uses:
             await self.hit(quota, *key)
 
+    @property
+    def redis_errors(self) -> int:
+        return self._limiter.errors if isinstance(self._limiter, SharedWindows) else 0
+
     def _refusal(self, quota: Quota, reset_at: float) -> RateLimited:
+        self.refused[quota] += 1
         item = self._items[quota]
         retry_after = max(1, math.ceil(reset_at - time.time()))
         return RateLimited(

@@ -66,6 +66,9 @@ class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped libr
         self.sequencer = Sequencer(self.fill_gap)
         # Reads a ticket's messages between two seqs (domain/recovery.py); set by app.py.
         self.read_between: Callable[[str, int, int], Awaitable[list[Event]]] | None = None
+        # Told of each live new_message as this process delivers it (metrics.py).
+        self.on_live_message: Callable[[dict[str, Any]], None] | None = None
+        self.messages_delivered = 0  # new_message packets put in sockets' queues
 
     async def emit(
         self,
@@ -126,8 +129,11 @@ class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped libr
         self, event: str, data: Any, namespace: str, target: Any, skipped: list[Any]
     ) -> None:
         skip = {*skipped, *self._hold(event, data, namespace, target)}
-        if self._floors and event == GATED_EVENT:
-            skip.update(self._caught_up(data["ticketId"], int(data["seq"])))
+        if event == GATED_EVENT:
+            if self._floors:
+                skip.update(self._caught_up(data["ticketId"], int(data["seq"])))
+            if self.on_live_message is not None:
+                self.on_live_message(data)
         self._deliver(event, data, namespace, target, skip)
 
     def _caught_up(self, ticket_id: str, seq: int) -> list[str]:
@@ -163,6 +169,7 @@ class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped libr
             for part in (encoded if isinstance(encoded, list) else [encoded])
         ]
         sockets = self.server.eio.sockets
+        sent = 0
         for sid, eio_sid in self.get_participants(namespace, target):
             if sid in skip:
                 continue
@@ -171,6 +178,9 @@ class GatedManager(socketio.AsyncManager):  # type: ignore[misc]  # untyped libr
                 continue
             for frame in frames:
                 socket.queue.put_nowait(frame)
+            sent += 1
+        if event == GATED_EVENT:
+            self.messages_delivered += sent
 
     def _hold(self, event: str, data: Any, namespace: str, target: Any) -> list[str]:
         """Hold the event for each gated socket it was addressed to; return those sids."""

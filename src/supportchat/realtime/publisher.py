@@ -18,9 +18,12 @@ log = logging.getLogger(__name__)
 class SocketPublisher:
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self._sio = sio
+        self.messages_published = 0  # messages this process stored and announced
 
     async def publish(self, events: Sequence[Event]) -> None:
         for event in events:
+            if event.name == "new_message":
+                self.messages_published += 1
             rooms = self.rooms_for(event)
             if not rooms:
                 continue

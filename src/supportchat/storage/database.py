@@ -58,6 +58,7 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.outages = 0  # operations that failed because the database was unavailable
         # Errors must not copy message text (the SQL parameters) into logs.
         common: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
@@ -78,12 +79,12 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits when the block ends without an exception."""
-        async with _translate_outages(), self._writer.begin() as conn:
+        async with self._translate_outages(), self._writer.begin() as conn:
             yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with _translate_outages(), self._reader.connect() as conn:
+        async with self._translate_outages(), self._reader.connect() as conn:
             yield conn
 
     async def ping(self) -> bool:
@@ -99,18 +100,18 @@ class Database:
         if self._reader is not self._writer:
             await self._reader.dispose()
 
-
-@asynccontextmanager
-async def _translate_outages() -> AsyncIterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        if _is_outage(exc):
+    @asynccontextmanager
+    async def _translate_outages(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            if not _is_outage(exc):
+                raise
+            self.outages += 1
             # One line per failed request; the traceback only when debugging.
             log.warning("database unavailable: %s: %s", type(exc).__name__, _first_line(exc))
             log.debug("database unavailable", exc_info=exc)
             raise Unavailable(DATABASE_UNAVAILABLE) from exc
-        raise
 
 
 def _first_line(exc: BaseException) -> str:

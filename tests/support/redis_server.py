@@ -43,9 +43,12 @@ class RedisServer:
     def log_path(self) -> Path:
         return self.root / "redis.log"
 
-    def start(self) -> None:
-        for _attempt in range(3):  # the free port may be taken between probe and bind
-            self.port = free_port()
+    def start(self, *, same_port: bool = False) -> None:
+        """Start on a free port, or (``same_port``, a restart) on the one it had, where
+        the servers under test expect it."""
+        for _attempt in range(1 if same_port else 3):  # a free port may be taken meanwhile
+            if not same_port:
+                self.port = free_port()
             with self.log_path.open("ab") as log:
                 self.proc = subprocess.Popen(
                     [

@@ -1,7 +1,7 @@
 # supportchat build/test entry points (GNU make).
 #
 #   make install       runtime deps into .venv (idempotent, stamp-based)
-#   make install-test  + test extra, PostgreSQL and Redis servers, tests/js node modules
+#   make install-test  + test extra, PostgreSQL, Redis and nginx servers, tests/js node modules
 #   make run           migrate the default SQLite database and serve on 127.0.0.1:8000
 #   make test          ruff + mypy + pytest (extra pytest args: make test PYTEST_ARGS='-k foo -x')
 #   make lint          ruff + mypy only
@@ -29,7 +29,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 PYTEST_ARGS ?=
 SERVE_ARGS ?=
 
-.PHONY: help install install-test postgres-bin redis-bin js-deps run test lint bench lock clean distclean
+.PHONY: help install install-test postgres-bin redis-bin nginx-bin js-deps run test lint bench lock clean distclean
 
 help:
 	@sed -n '3,11s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
@@ -50,35 +50,39 @@ $(TEST_STAMP): $(STAMP)
 
 install: $(STAMP)
 
-install-test: $(TEST_STAMP) postgres-bin redis-bin js-deps
+install-test: $(TEST_STAMP) postgres-bin redis-bin nginx-bin js-deps
+
+# $(call apt-install,CHECK,PACKAGE,TESTS): install Debian's PACKAGE when the shell test
+# CHECK fails. Only root can; anyone else is warned that TESTS will be skipped (and
+# fail when CI=true, where every test must run).
+define apt-install
+	@if ! ( $(1) ); then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "$(2) missing: installing the $(2) package"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -q && apt-get install -y -q --no-install-recommends $(2) </dev/null; \
+	  else \
+	    echo "warning: $(2) missing and not root;" \
+	         "$(3) will be skipped (or fail when CI=true)" >&2; \
+	  fi; \
+	fi
+endef
 
 # The test suite starts a throwaway PostgreSQL cluster, so it needs the server
 # binaries (initdb, pg_ctl, postgres), not just a client library.
 postgres-bin:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "PostgreSQL server binaries missing: installing the postgresql package"; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -q && apt-get install -y -q --no-install-recommends postgresql </dev/null; \
-	  else \
-	    echo "warning: PostgreSQL server binaries missing and not root;" \
-	         "postgres-backed tests will be skipped (or fail when CI=true)" >&2; \
-	  fi; \
-	fi
+	$(call apt-install,ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1,postgresql,postgres-backed tests)
 
-# The shared rate-limit tests (tests/test_rate_limits.py) start a throwaway redis-server
-# so that two server processes count against one store.
+# The shared rate-limit tests (tests/test_rate_limits.py) and the cluster tests start a
+# throwaway redis-server so that several server processes share one.
 redis-bin:
-	@if ! command -v redis-server >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "redis-server missing: installing the redis-server package"; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -q && apt-get install -y -q --no-install-recommends redis-server </dev/null; \
-	  else \
-	    echo "warning: redis-server missing and not root;" \
-	         "Redis-backed tests will be skipped (or fail when CI=true)" >&2; \
-	  fi; \
-	fi
+	$(call apt-install,command -v redis-server >/dev/null 2>&1,redis-server,Redis-backed tests)
+
+# The cluster tests (tests/test_cluster.py) run Debian's nginx with the documented
+# deploy/nginx/supportchat.conf in front of three server processes. /usr/sbin is not on
+# every PATH, so the binary is looked for there too.
+nginx-bin:
+	$(call apt-install,[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1,nginx,the cluster tests)
 
 # tests/test_js_client.py drives the server with the official socket.io-client. npm ci
 # installs exactly what package-lock.json says, and runs again only when the lock (or

@@ -32,9 +32,7 @@ import json
 import os
 import random
 import sqlite3
-import subprocess
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -79,26 +77,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         yield Backend("sqlite", None)
         return
     cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-    name = f"crash_{uuid.uuid4().hex[:12]}"
-    _pg_tool(cluster, "createdb", name)
-    try:
-        yield Backend(
-            "postgres",
-            f"postgresql+asyncpg://{cluster.superuser}@127.0.0.1:{cluster.port}/{name}",
-        )
-    finally:
-        _pg_tool(cluster, "dropdb", "--if-exists", name)
-
-
-def _pg_tool(cluster: PostgresCluster, tool: str, *args: str) -> None:
-    subprocess.run(
-        [str(cluster.bindir / tool), "-h", "127.0.0.1", "-p", str(cluster.port),
-         "-U", cluster.superuser, *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )  # fmt: skip
+    with cluster.own_database("crash") as url:
+        yield Backend("postgres", url)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,15 @@ run as root every PostgreSQL command is executed as an unprivileged OS user.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,7 +94,27 @@ class PostgresCluster:
     @property
     def url(self) -> str:
         """SQLAlchemy URL the server gets as SUPPORTCHAT_DATABASE_URL."""
-        return f"postgresql+asyncpg://{self.superuser}@127.0.0.1:{self.port}/{self.dbname}"
+        return self.url_of(self.dbname)
+
+    def url_of(self, dbname: str) -> str:
+        return f"postgresql+asyncpg://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
+
+    def _client_tool(self, tool: str, *args: str) -> None:
+        """createdb/dropdb over TCP as the superuser (trust authentication)."""
+        self._run(tool, "-h", "127.0.0.1", "-p", str(self.port), "-U", self.superuser, *args)
+
+    @contextmanager
+    def own_database(self, prefix: str) -> Iterator[str]:
+        """A new, empty database for one test or module (when what it checks is the
+        whole database); its URL. Dropped afterwards, best effort: the cluster itself is
+        removed at the end of the session anyway."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        self._client_tool("createdb", name)
+        try:
+            yield self.url_of(name)
+        finally:
+            with contextlib.suppress(RuntimeError):
+                self._client_tool("dropdb", "--force", "--if-exists", name)
 
     def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         env = {
@@ -150,8 +173,7 @@ class PostgresCluster:
                 if attempt == 2:
                     raise
         self.running = True
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.superuser,
-                  self.dbname)  # fmt: skip
+        self._client_tool("createdb", self.dbname)
 
     def _pg_ctl_start(self) -> None:
         """``pg_ctl start`` on ``self.port`` and the existing data dir; waits until it accepts

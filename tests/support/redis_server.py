@@ -10,16 +10,16 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .net import free_port
-from .server import _die_with_parent, tail
+from .server import spawn, stop_child, tail
 
 STARTUP_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
 
 
 def find_redis_server() -> str | None:
@@ -49,31 +49,27 @@ class RedisServer:
         for _attempt in range(1 if same_port else 3):  # a free port may be taken meanwhile
             if not same_port:
                 self.port = free_port()
-            with self.log_path.open("ab") as log:
-                self.proc = subprocess.Popen(
-                    [
-                        self.binary,
-                        "--port",
-                        str(self.port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--daemonize",
-                        "no",
-                        "--dir",
-                        str(self.root),
-                        "--protected-mode",
-                        "yes",
-                    ],
-                    cwd=self.root,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-                )
+            self.proc = spawn(
+                [
+                    self.binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                    "--dir",
+                    str(self.root),
+                    "--protected-mode",
+                    "yes",
+                ],
+                cwd=self.root,
+                log_path=self.log_path,
+            )
             if self._wait_ready():
                 return
             self.stop()
@@ -100,24 +96,21 @@ class RedisServer:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_child(proc, STOP_TIMEOUT)
 
-    def cleanup(self, keep_log_in: Path | None = None) -> None:
-        """Stop, optionally keep the log, and delete the temp dir."""
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def cleanup(self, keep_log_in: Path | None = None, log_name: str = "redis.log") -> None:
+        """Stop, optionally keep the log (as ``keep_log_in/log_name``), and delete the
+        temp dir."""
         try:
             self.stop()
         finally:
             if keep_log_in is not None and self.log_path.exists():
                 keep_log_in.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(self.log_path, keep_log_in / "redis.log")
+                shutil.copyfile(self.log_path, keep_log_in / log_name)
             shutil.rmtree(self.root, ignore_errors=True)
 
 

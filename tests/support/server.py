@@ -65,6 +65,37 @@ def _die_with_parent() -> None:
         pass  # not Linux: best effort only
 
 
+def spawn(
+    argv: list[str], *, cwd: Path, log_path: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A child process of the harness: output appended to ``log_path``, no stdin, and
+    stopped by the kernel if pytest dies (so no server outlives a crashed run)."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+
+
+def stop_child(proc: subprocess.Popen[bytes] | None, timeout: float) -> int | None:
+    """SIGTERM, then SIGKILL if it has not exited after ``timeout``; the exit code."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def supportchat_cmd() -> list[str]:
     """The CLI of the interpreter running pytest: its console script if installed, else -m."""
     script = Path(sys.executable).parent / "supportchat"
@@ -136,16 +167,12 @@ class ServerProcess:
             base_url = f"http://127.0.0.1:{port}"
             with self.log_path.open("ab") as log:
                 log.write(f"=== supportchat serve on port {port} ===\n".encode())
-                log.flush()
-                self.proc = subprocess.Popen(
-                    [*supportchat_cmd(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    env=self.env,
-                    cwd=self.data_dir,  # keeps a repo-level .env out, as in run_cli
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-                )
+            self.proc = spawn(
+                [*supportchat_cmd(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                env=self.env,
+                cwd=self.data_dir,  # keeps a repo-level .env out, as in run_cli
+                log_path=self.log_path,
+            )
             if self._wait_healthy(base_url):
                 self.info = ServerInfo(
                     base_url=base_url,
@@ -183,16 +210,7 @@ class ServerProcess:
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after a grace period; returns the exit code."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(SHUTDOWN_GRACE)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return stop_child(proc, SHUTDOWN_GRACE)
 
     def kill(self) -> None:
         """SIGKILL: the process dies at once, with no chance to finish anything."""

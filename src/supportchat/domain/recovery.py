@@ -36,7 +36,9 @@ async def messages_between(
             return []
         found = await repo.messages_after(ticket_id, after_seq, before_seq - after_seq - 1)
         watchers = await repo.watchers(ticket_id)
-    return [new_message_event(ticket, m, watchers) for m in found if m.seq < before_seq]
+    # Seqs have no gaps, so the first before_seq - after_seq - 1 after after_seq are
+    # exactly the ones between.
+    return [new_message_event(ticket, m, watchers) for m in found]
 
 
 async def messages_since(chat: Chat, since: datetime) -> list[Event]:

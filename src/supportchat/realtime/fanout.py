@@ -72,7 +72,6 @@ class RedisFanout(socketio.AsyncRedisManager, GatedManager):  # type: ignore[mis
         self._tasks: set[asyncio.Task[None]] = set()
         self.publish_errors = 0
         self.listen_errors = 0
-        self.read_backs = 0
 
     @property
     def healthy(self) -> bool:
@@ -209,7 +208,6 @@ class RedisFanout(socketio.AsyncRedisManager, GatedManager):  # type: ignore[mis
             except Exception:
                 log.exception("could not read back the messages since %s", moment.isoformat())
                 return
-            self.read_backs += 1
             self.admit_read_back(events)
         log.info("read back %d message(s) stored since %s", len(events), moment.isoformat())
 

@@ -169,6 +169,3 @@ class Sequencer:
             if oldest.held or oldest.filling:
                 return  # still waiting for a gap: it will be touched again
             del self._tracks[ticket_id]
-
-    def __len__(self) -> int:
-        return len(self._tracks)

@@ -492,8 +492,13 @@ class Repository:
     # -- presence -------------------------------------------------------------------------
 
     async def add_presence(self, sid: str, agent_id: str, node_id: str, at: datetime) -> None:
+        """Record a connected agent socket. Idempotent: the presence heartbeat adds the
+        rows of sockets in the agents' room that it does not find, and may find a socket
+        whose own connect is adding its row at that moment."""
         await self.conn.execute(
-            insert(agent_presence).values(sid=sid, agent_id=agent_id, node_id=node_id, seen_at=at)
+            self._insert(agent_presence)
+            .values(sid=sid, agent_id=agent_id, node_id=node_id, seen_at=at)
+            .on_conflict_do_nothing()
         )
 
     async def presence_of_node(self, node_id: str) -> dict[str, str]:

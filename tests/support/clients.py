@@ -43,10 +43,19 @@ async def answer_or_loss(
 
 
 class Api:
-    """Thin async wrapper over httpx: ``await api.get("/api/x", token=person)``."""
+    """Thin async wrapper over httpx: ``await api.get("/api/x", token=person)``.
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+    ``local_addr`` makes every request come from that local IP address (e.g.
+    "127.0.0.7"): a load balancer that is sticky by client address then tells clients
+    apart (tests/test_cluster.py)."""
+
+    def __init__(
+        self, base_url: str, timeout: float = 10.0, *, local_addr: str | None = None
+    ) -> None:
+        transport = (
+            httpx.AsyncHTTPTransport(local_address=local_addr) if local_addr is not None else None
+        )
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
 
     async def request(
         self,
@@ -107,6 +116,10 @@ class SocketClient:
     Besides server events, the reserved events are recorded too, under their own names:
     ``connect`` (None), ``connect_error`` (error payload) and ``disconnect`` (reason),
     so ``await c.wait_for("disconnect")`` detects a server-side kick.
+
+    ``local_addr`` is the local IP address its connections come from (as for ``Api``).
+    ``connect`` may be called again after the connection was lost: the record of
+    received events goes on across connections.
     """
 
     def __init__(
@@ -115,11 +128,14 @@ class SocketClient:
         token: str | None,
         user_type: str = "user",
         label: str | None = None,
+        *,
+        local_addr: str | None = None,
     ) -> None:
         self.base_url = base_url
         self.token = token
         self.user_type = user_type
         self.label = label or user_type
+        self.local_addr = local_addr
         self.received: list[Received] = []
         # One condition for all events: handlers notify it, waiters re-scan the list.
         self._cond = asyncio.Condition()
@@ -146,9 +162,17 @@ class SocketClient:
         """
         if auth is _DEFAULT:
             auth = {"token": self.token, "userType": self.user_type}
+        # A reconnect: let go of the previous connection and its HTTP session first.
+        await self.disconnect()
         # Our own aiohttp session (engineio leaves external ones alone) so that we always
         # close it, also after a refused connection; an unclosed one would warn -> error.
-        self._http = aiohttp.ClientSession()
+        # Both transports (polling requests, the WebSocket) go through its connector.
+        connector = (
+            aiohttp.TCPConnector(local_addr=(self.local_addr, 0))
+            if self.local_addr is not None
+            else None
+        )
+        self._http = aiohttp.ClientSession(connector=connector)
         self.sio = socketio.AsyncClient(
             reconnection=False, handle_sigint=False, http_session=self._http
         )
@@ -311,34 +335,54 @@ class SocketFactory:
 
     ``await sockets(person)`` connects as ``person.user_type`` ("admin" for agents,
     "user" otherwise) unless ``user_type`` is given; ``who`` may also be a raw token
-    string or None (no token).
+    string or None (no token). ``local_addr`` (the factory's, or one call's) is the
+    local IP address the client connects from (see ``SocketClient``).
     """
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, local_addr: str | None = None) -> None:
         self.base_url = base_url
+        self.local_addr = local_addr
         self.clients: list[SocketClient] = []
 
-    def _client(self, who: Person | str | None, user_type: str | None) -> SocketClient:
+    def _client(
+        self, who: Person | str | None, user_type: str | None, local_addr: str | None
+    ) -> SocketClient:
         if user_type is None:
             user_type = who.user_type if isinstance(who, Person) else "user"
         label = f"{user_type}:{who.id if isinstance(who, Person) else 'raw-token'}"
-        client = SocketClient(self.base_url, _token_of(who), user_type, label=label)
+        client = SocketClient(
+            self.base_url,
+            _token_of(who),
+            user_type,
+            label=label,
+            local_addr=local_addr if local_addr is not None else self.local_addr,
+        )
         self.clients.append(client)
         return client
 
     async def __call__(
-        self, who: Person | str | None, user_type: str | None = None, **kwargs: Any
+        self,
+        who: Person | str | None,
+        user_type: str | None = None,
+        *,
+        local_addr: str | None = None,
+        **kwargs: Any,
     ) -> SocketClient:
         """Connected client; kwargs go to ``SocketClient.connect``."""
-        client = self._client(who, user_type)
+        client = self._client(who, user_type, local_addr)
         await client.connect(**kwargs)
         return client
 
     async def refused(
-        self, who: Person | str | None, user_type: str | None = None, **kwargs: Any
+        self,
+        who: Person | str | None,
+        user_type: str | None = None,
+        *,
+        local_addr: str | None = None,
+        **kwargs: Any,
     ) -> RefusedConnection:
         """Expect the server to refuse the connection and return what the client saw."""
-        client = self._client(who, user_type)
+        client = self._client(who, user_type, local_addr)
         try:
             await client.connect(**kwargs)
         except socketio.exceptions.ConnectionError as exc:

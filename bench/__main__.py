@@ -5,6 +5,7 @@ in the same run, the bare python-socketio relay (bench/bare_relay.py).
   python -m bench floor --ramp --agents 20 --duration 15           the most chats held
   python -m bench floor --chats 300 --profile                      + py-spy of the server
   python -m bench storm --chats 300 --agents 10                    reconnect storm
+  python -m bench cluster --processes 3 --chats 300 --agents 10    1 process against 3
   python -m bench idle --sockets 10000                             idle capacity
   python -m bench rest                                             REST, large database
 
@@ -17,14 +18,20 @@ See docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import report
-from .servers import BARE, REAL
+from .servers import BARE, CLUSTER, REAL
+
+if TYPE_CHECKING:
+    from tests.support.postgres import PostgresCluster
+
+    from .scenarios.floor import FloorConfig
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 DEFAULT_RAMP = "100,200,300,400,600,800,1000,1200,1500,2000"
@@ -40,12 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     floor = commands.add_parser("floor", help="users and agents chatting at a fixed rate")
     _floor_options(floor)
-    floor.add_argument(
-        "--ramp",
-        action="store_true",
-        help="raise the number of chats (--ramp-steps) until p99 > 100 ms or a loss",
-    )
-    floor.add_argument("--ramp-steps", default=DEFAULT_RAMP, help=f"default {DEFAULT_RAMP}")
+    _ramp_options(floor)
     floor.add_argument(
         "--profile",
         action="store_true",
@@ -59,6 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=8.0,
         help="seconds into the run when every socket drops (default 8)",
+    )
+
+    clustered = commands.add_parser(
+        "cluster",
+        help="the floor against one process and against several on PostgreSQL and Redis",
+    )
+    _floor_options(clustered, chats=300, targets=False)
+    _ramp_options(clustered)
+    clustered.add_argument(
+        "--processes", type=int, default=3, help="server processes in the cluster (default 3)"
     )
 
     idle = commands.add_parser("idle", help="connected sockets held idle: RSS per socket")
@@ -95,25 +107,27 @@ def main(argv: list[str] | None = None) -> int:
     return run_floor_command(args)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--target",
-        choices=["both", REAL, BARE],
-        default="both",
-        help="both (default): the real server and the bare relay, in one run",
-    )
-    p.add_argument(
-        "--no-baseline",
-        dest="target",
-        action="store_const",
-        const=REAL,
-        help="the real server only",
-    )
+def _common(p: argparse.ArgumentParser, *, targets: bool = True) -> None:
+    if targets:
+        p.add_argument(
+            "--target",
+            choices=["both", REAL, BARE],
+            default="both",
+            help="both (default): the real server and the bare relay, in one run",
+        )
+        p.add_argument(
+            "--no-baseline",
+            dest="target",
+            action="store_const",
+            const=REAL,
+            help="the real server only",
+        )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     p.add_argument(
         "--database-url",
         default=None,
-        help="the real server's database (default: SQLite in a temporary directory)",
+        help="the real server's database (default: SQLite in a temporary directory; "
+        "for `cluster`, a throwaway PostgreSQL with a new database per run)",
     )
     p.add_argument(
         "--data-root",
@@ -131,7 +145,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _floor_options(p: argparse.ArgumentParser, chats: int = 200, duration: float = 30.0) -> None:
+def _ramp_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ramp",
+        action="store_true",
+        help="raise the number of chats (--ramp-steps) until p99 > 100 ms or a loss",
+    )
+    p.add_argument("--ramp-steps", default=DEFAULT_RAMP, help=f"default {DEFAULT_RAMP}")
+
+
+def _floor_options(
+    p: argparse.ArgumentParser, chats: int = 200, duration: float = 30.0, *, targets: bool = True
+) -> None:
     p.add_argument("--chats", type=int, default=chats, help="active chats = users")
     p.add_argument("--agents", type=int, default=10)
     p.add_argument("--duration", type=float, default=duration, help="seconds of sending")
@@ -144,7 +169,7 @@ def _floor_options(p: argparse.ArgumentParser, chats: int = 200, duration: float
     p.add_argument("--workers", type=int, default=2, help="load-generator processes")
     p.add_argument("--message-size", type=int, default=100, help="characters per message")
     p.add_argument("--seed", type=int, default=1)
-    _common(p)
+    _common(p, targets=targets)
 
 
 def _env_pairs(pairs: list[str]) -> dict[str, str]:
@@ -176,19 +201,44 @@ def run_floor_command(args: Any) -> int:
         storm_at_s=getattr(args, "storm_at", None),
         data_root=args.data_root,
         server_env=_env_pairs(args.server_env),
+        processes=getattr(args, "processes", 3),
     )
+    if args.command != "cluster":
+        return _floor_runs(args, cfg, _targets(args), (REAL, BARE))
+    from . import cluster
+
+    with contextlib.ExitStack() as stack:
+        postgres = None
+        if not cfg.database_url:
+            postgres = stack.enter_context(cluster.own_postgres(args.out / "logs"))
+        elif not cfg.database_url.startswith("postgresql"):
+            raise SystemExit("cluster: --database-url must be a PostgreSQL URL")
+        return _floor_runs(args, cfg, [REAL, CLUSTER], (CLUSTER, REAL), postgres)
+
+
+def _floor_runs(
+    args: Any,
+    cfg: FloorConfig,
+    targets: list[str],
+    compared: tuple[str, str],
+    postgres: PostgresCluster | None = None,
+) -> int:
+    """The floor (or ramp) against each target in turn; ``compared`` names the pair whose
+    ratios the results show (the first's figures divided by the second's)."""
+    from .scenarios import floor
+
     machine = report.machine()
-    targets = _targets(args)
     logs = args.out / "logs"
+    prefix = "cluster-" if args.command == "cluster" else ""
     if getattr(args, "ramp", False):
         steps = [int(s) for s in args.ramp_steps.split(",") if s.strip()]
         print(f"ramp over {steps} chats: {', '.join(targets)}", flush=True)
-        done, held = floor.ramp(targets, steps, cfg, logs)
+        done, held = floor.ramp(targets, steps, cfg, logs, postgres)
         cfg_line = (
             f"{cfg.agents} agents, {cfg.rate_per_min:g} messages/minute per chat, "
             f"{cfg.duration_s:g} s per step, {cfg.workers} generator process(es)"
         )
-        md = report.ramp_markdown(done, held, machine, cfg_line)
+        md = report.ramp_markdown(done, held, machine, cfg_line, compared)
         data: dict[str, Any] = {
             "scenario": "ramp",
             "machine": machine,
@@ -199,22 +249,22 @@ def run_floor_command(args: Any) -> int:
                 for s in done
             ],
         }
-        paths = report.write(args.out, "ramp", data, md)
+        paths = report.write(args.out, f"{prefix}ramp", data, md)
         print(md)
         print(f"wrote {paths[0]} and {paths[1]}")
         return 0 if all(r.intact for s in done for r in s.runs.values()) else 1
 
-    name = "storm" if args.command == "storm" else "floor"
+    name = {"storm": "storm", "cluster": "cluster"}.get(args.command, "floor")
     runs: dict[str, floor.FloorRun] = {}
     for target in targets:
         profile_to = None
         if getattr(args, "profile", False) and target == REAL:
             profile_to = args.out / f"{report.stamp()}-profile-{target}-{cfg.chats}.txt"
         print(f"{name}: {target}, {cfg.chats} chats ...", flush=True)
-        runs[target] = floor.run_floor(target, cfg, logs, profile_to)
+        runs[target] = floor.run_floor(target, cfg, logs, profile_to, postgres)
         floor.print_step(runs[target])
-    ratios = floor.ratios(runs[REAL], runs[BARE]) if len(runs) == 2 else None
-    md = report.floor_markdown(runs, ratios, machine)
+    ratios = floor.ratios(*(runs[t] for t in compared)) if set(compared) <= set(runs) else None
+    md = report.floor_markdown(runs, ratios, machine, compared)
     for run in runs.values():
         if run.profile and "own" in run.profile:
             from .profile import markdown

@@ -159,15 +159,15 @@ class Floor:
         await asyncio.gather(*(run(job) for job in jobs))
 
     async def start_chats(self) -> None:
-        base = f"http://{self.plan.host}:{self.plan.port}"
         connector = aiohttp.TCPConnector(limit=16)
-        async with aiohttp.ClientSession(base, connector=connector) as http:
+        async with aiohttp.ClientSession(connector=connector) as http:
 
             async def start(chat: Chat) -> None:
+                url = f"http://{self.plan.host}:{self.plan.port_for(chat.index)}/api/chat/start"
                 headers = {"Authorization": f"Bearer {chat.user.token}"}
                 body = {"message": f"Hello, this is chat {chat.index}"}
                 for attempt in range(5):
-                    async with http.post("/api/chat/start", json=body, headers=headers) as r:
+                    async with http.post(url, json=body, headers=headers) as r:
                         if r.status in (200, 201):
                             data = (await r.json())["data"]
                             chat.ticket_id = data["ticketId"]
@@ -185,7 +185,8 @@ class Floor:
         auth["userType"] = "admin" if peer.role == AGENT else "user"
         for attempt in range(5):
             try:
-                peer.conn = await wire.connect(self.plan.host, self.plan.port, auth, self, tag=peer)
+                port = self.plan.port_for(peer.index)
+                peer.conn = await wire.connect(self.plan.host, port, auth, self, tag=peer)
                 peer.connected_ns = time.monotonic_ns()
                 return
             except (OSError, TimeoutError, wire.ConnectionLost, wire.ConnectRefused):

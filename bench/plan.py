@@ -5,6 +5,10 @@ Chat ``i`` (0-based, global) belongs to user ``i`` and is answered by agent
 live in the same process, which checks each message's delivery locally; only the
 ``user_message`` fan-out (every agent hears every user message) crosses processes, and
 the orchestrator totals it.
+
+Against several server processes (``ports`` has one per process), user ``i`` connects
+to process ``i % n`` and agent ``a`` to process ``a % n``: most chats then have their
+two ends on different processes, as they would behind a load balancer.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ class WorkerPlan:
     index: int
     kind: str  # "real" or "bare"
     host: str
-    port: int
+    ports: tuple[int, ...]  # one per server process
     secret: str
     run_id: str  # makes user/agent ids unique per run
     chats: tuple[int, ...]  # global chat indices this worker drives (both ends)
@@ -33,12 +37,16 @@ class WorkerPlan:
     # is dropped and reconnects at once, then catches up. None: no storm.
     storm_at_s: float | None = None
 
+    def port_for(self, index: int) -> int:
+        """The server process that user (or agent) ``index`` connects to."""
+        return self.ports[index % len(self.ports)]
+
 
 def split_plans(
     *,
     kind: str,
     host: str,
-    port: int,
+    ports: tuple[int, ...],
     secret: str,
     run_id: str,
     chats: int,
@@ -61,7 +69,7 @@ def split_plans(
                 index=w,
                 kind=kind,
                 host=host,
-                port=port,
+                ports=ports,
                 secret=secret,
                 run_id=run_id,
                 chats=mine_chats,

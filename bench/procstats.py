@@ -63,12 +63,24 @@ class Usage:
         """Percent of one core."""
         return 100.0 * self.cpu_seconds / self.wall_seconds if self.wall_seconds else 0.0
 
+    @classmethod
+    def total(cls, usages: list[Usage]) -> Usage:
+        """Several processes of one window as one: CPU and memory added up (the peaks
+        too, although each process had its own moment)."""
+        return cls(
+            sum(u.cpu_seconds for u in usages),
+            max(u.wall_seconds for u in usages),
+            sum(u.peak_rss_bytes for u in usages),
+            sum(u.end_rss_bytes for u in usages),
+        )
+
 
 class Watch:
     """Measures several processes over one window: ``start()``, then ``stop()`` returns
     each pid's :class:`Usage`. RSS is sampled every ``interval`` seconds in a thread.
     ``others_cpu_seconds`` is what every other process on the machine used meanwhile:
-    on a shared machine, the noise the figures were measured in."""
+    on a shared machine, the noise the figures were measured in; ``others_by_name`` is the
+    same by process name (PostgreSQL's backends add up under "postgres")."""
 
     def __init__(self, pids: list[int], interval: float = 0.1) -> None:
         self.pids = list(pids)
@@ -82,6 +94,7 @@ class Watch:
         self._all0: dict[int, tuple[str, float]] = {}
         self.others_cpu_seconds = 0.0
         self.others_top: list[dict[str, object]] = []
+        self.others_by_name: dict[str, float] = {}
 
     def start(self) -> None:
         self._t0 = time.monotonic()
@@ -114,6 +127,10 @@ class Watch:
             for pid, (name, cpu) in now.items()
             if pid in self._all0 and pid not in usage
         ]
+        for pid, (name, cpu) in now.items():
+            if pid not in usage:
+                before = self._all0[pid][1] if pid in self._all0 else 0.0  # or born since
+                self.others_by_name[name] = self.others_by_name.get(name, 0.0) + cpu - before
         self.others_top = [
             {"name": name, "pid": pid, "cpu_percent": round(100 * cpu / wall, 1)}
             for cpu, name, pid in sorted(spent, reverse=True)[:5]

@@ -109,6 +109,10 @@ def _gen(run: FloorRun) -> str:
     return f"{cpus}{' **generator-bound**' if run.generator_bound else ''}"
 
 
+def _backing(run: FloorRun) -> str:
+    return " / ".join(str(run.backing.get(name, "-")) for name in ("postgres", "redis-server"))
+
+
 def _verdict(run: FloorRun) -> str:
     if run.problems:
         return "**" + "; ".join(run.problems) + "**"
@@ -133,9 +137,11 @@ FLOOR_ROWS: list[tuple[str, Any, str | None]] = [
     ("end-to-end latency p50 / p95 / p99 / max (ms)", lambda r: _lat(r, "e2e"), "e2e_p99"),
     ("fan-out latency p50 / p95 / p99 / max (ms)", lambda r: _lat(r, "fanout"), "fanout_p99"),
     ("acknowledgement latency p50 / p95 / p99 / max (ms)", lambda r: _lat(r, "ack"), None),
+    ("server processes", lambda r: r.processes, None),
     ("server CPU (% of one core)", lambda r: r.server["cpu_percent"], "server_cpu_s"),
     ("server CPU per message (ms)", lambda r: r.server["cpu_ms_per_message"], "cpu_ms_per_message"),
     ("server peak RSS (MiB)", lambda r: r.server["peak_rss_mib"], "peak_rss"),
+    ("PostgreSQL / Redis CPU (% of one core)", lambda r: _backing(r), None),
     ("generator CPU per process (% of one core)", _gen, None),
     (
         "other processes' CPU meanwhile (% of one core)",
@@ -147,7 +153,10 @@ FLOOR_ROWS: list[tuple[str, Any, str | None]] = [
 
 
 def floor_markdown(
-    runs: dict[str, FloorRun], ratios: dict[str, float | None] | None, m: dict[str, Any]
+    runs: dict[str, FloorRun],
+    ratios: dict[str, float | None] | None,
+    m: dict[str, Any],
+    compared: tuple[str, str] = ("real", "bare"),
 ) -> str:
     first = next(iter(runs.values()))
     targets = list(runs)
@@ -158,7 +167,9 @@ def floor_markdown(
         "",
         f"Machine: {machine_line(m)}",
         "",
-        "| figure | " + " | ".join(targets) + (" | real / bare |" if ratios else " |"),
+        "| figure | "
+        + " | ".join(targets)
+        + (f" | {compared[0]} / {compared[1]} |" if ratios else " |"),
         "|---|" + "---|" * len(targets) + ("---|" if ratios else ""),
     ]
     for label, get, ratio_key in FLOOR_ROWS:
@@ -198,7 +209,11 @@ def floor_markdown(
 
 
 def ramp_markdown(
-    steps: Sequence[RampStep], held: dict[str, int], m: dict[str, Any], cfg_line: str
+    steps: Sequence[RampStep],
+    held: dict[str, int],
+    m: dict[str, Any],
+    cfg_line: str,
+    compared: tuple[str, str] = ("real", "bare"),
 ) -> str:
     lines = [
         f"## Ramp: {cfg_line}",
@@ -206,8 +221,9 @@ def ramp_markdown(
         f"Machine: {machine_line(m)}",
         "",
         "| chats | target | messages/s | e2e p50 / p99 / max (ms) | fan-out p99 (ms) "
-        "| server CPU % | peak RSS (MiB) | generator CPU % | others' CPU % | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| server CPU % | PostgreSQL / Redis CPU % | peak RSS (MiB) | generator CPU % "
+        "| others' CPU % | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for step in steps:
         for target, r in step.runs.items():
@@ -216,7 +232,7 @@ def ramp_markdown(
                 f"| {step.chats} | {target} | {r.throughput['messages_per_s']} "
                 f"| {e2e['p50']} / {e2e['p99']} / {e2e['max']} "
                 f"| {r.latency_ms['fanout']['p99']} | {r.server['cpu_percent']} "
-                f"| {r.server['peak_rss_mib']} | {_gen(r)} "
+                f"| {_backing(r)} | {r.server['peak_rss_mib']} | {_gen(r)} "
                 f"| {r.machine_noise.get('others_cpu_percent')} | {_verdict(r)} |"
             )
     lines += [
@@ -224,6 +240,7 @@ def ramp_markdown(
         "Most chats held (p99 ≤ 100 ms, nothing lost): "
         + ", ".join(f"{t} {n}" for t, n in held.items()),
     ]
-    if held.get("real") is not None and held.get("bare"):
-        lines[-1] += f"; real / bare = {held['real'] / held['bare']:.2f}"
+    a, b = compared
+    if held.get(a) is not None and held.get(b):
+        lines[-1] += f"; {a} / {b} = {held[a] / held[b]:.2f}"
     return "\n".join(lines) + "\n"

@@ -17,10 +17,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 REAL = "real"
 BARE = "bare"
-TARGETS = (REAL, BARE)
+# Several real processes on PostgreSQL and Redis (bench/cluster.py).
+CLUSTER = "cluster"
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 60.0
@@ -43,6 +45,24 @@ def free_port(host: str = HOST) -> int:
         return port
 
 
+class Service(Protocol):
+    """What the load generator is pointed at: one process, or several forming one service."""
+
+    kind: str  # REAL or BARE: which protocol the load generator speaks
+    secret: str
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def ports(self) -> tuple[int, ...]: ...
+
+    @property
+    def pids(self) -> list[int]: ...
+
+    def stop(self, keep_log_in: Path | None = None) -> None: ...
+
+
 @dataclass
 class Server:
     """A running server process."""
@@ -58,6 +78,14 @@ class Server:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port,)
 
     @property
     def host(self) -> str:
@@ -103,13 +131,15 @@ def start(
     database_url: str | None = None,
     extra_env: dict[str, str] | None = None,
     prepare: Callable[[Path, dict[str, str]], None] | None = None,
+    secret: str | None = None,
 ) -> Server:
     """Start a server of ``kind`` and return once its /health answers 200. Its data
     directory (the SQLite database, its log) is a new directory under ``data_root``
     (default: the system's temporary directory), removed when it stops. ``prepare(data_dir,
-    env)`` runs before the server starts (to fill its database, say)."""
+    env)`` runs before the server starts (to fill its database, say). Processes of one
+    service share their JWT ``secret`` (default: a new one)."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-", dir=data_root))
-    secret = secrets.token_hex(32)
+    secret = secret or secrets.token_hex(32)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTCHAT_")}
     env.update(
         SUPPORTCHAT_DATA_DIR=str(data_dir),

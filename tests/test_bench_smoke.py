@@ -59,3 +59,29 @@ def test_floor_loses_and_duplicates_nothing(tmp_path: Path) -> None:
             run["fanout_received"],
             run["fanout_expected"],
         )
+
+
+def test_cluster_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """`bench cluster`: one process on PostgreSQL, then two on PostgreSQL and Redis with
+    each chat's user and agent on different processes (docs/deployment.md section 8)."""
+    data = run_bench(
+        tmp_path,
+        "cluster",
+        "--processes", "2",
+        "--chats", "6",
+        "--agents", "3",
+        "--duration", "4",
+        "--rate", "120",
+        "--workers", "2",
+    )  # fmt: skip
+    assert {t: run["processes"] for t, run in data["runs"].items()} == {"real": 1, "cluster": 2}
+    for target, run in data["runs"].items():
+        counts = {k: run[k] for k in ("sent", "acked", "delivered", "lost", "duplicated")}
+        assert run["sent"] > 0, (target, counts)
+        assert run["lost"] == 0 and run["duplicated"] == 0, (target, counts, run["lost_examples"])
+        assert run["sent"] == run["acked"] == run["delivered"], (target, counts, run["refused"])
+        assert run["fanout_duplicated"] == 0, target
+        assert run["fanout_received"] == run["fanout_expected"] > 0, target
+    # Both processes served, and Redis carried their emits.
+    assert "redis-server" in data["runs"]["cluster"]["backing"], data["runs"]["cluster"]
+    assert data["ratios"]["messages_per_s"] is not None

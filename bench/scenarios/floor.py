@@ -1,14 +1,16 @@
 """The support floor: U users, each with an active chat, A agents answering them, both
-sides sending at a fixed rate; against the real server and the bare relay in one run,
-and the ramp that finds the most chats each one holds."""
+sides sending at a fixed rate; against the real server and the bare relay in one run
+(or one real process and a cluster of them), and the ramp that finds the most chats
+each one holds."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import profile, servers, stats
 from ..loadgen import worker_main
@@ -16,12 +18,17 @@ from ..plan import SetupInfo, WorkerResult, split_plans
 from ..procstats import Usage, Watch, peak_rss_bytes
 from ..workers import Pool
 
+if TYPE_CHECKING:
+    from tests.support.postgres import PostgresCluster
+
 P99_TARGET_MS = 100.0
 # A load-generator process above this share of one core may be what limits the run.
 GENERATOR_BOUND_PERCENT = 80.0
 # A scheduler this late (p99) is not sending on time: the generator is behind.
 GENERATOR_LAG_MS = 50.0
 MIB = 1024 * 1024
+# What the real server leans on, reported with its CPU (process names as ps shows them).
+BACKING = ("postgres", "redis-server")
 
 
 @dataclass
@@ -40,6 +47,8 @@ class FloorConfig:
     data_root: str | None = None
     # Extra environment for the real server (SUPPORTCHAT_* settings to compare).
     server_env: dict[str, str] = field(default_factory=dict)
+    # Server processes of the CLUSTER target.
+    processes: int = 3
 
     @property
     def period_s(self) -> float:
@@ -57,6 +66,7 @@ class FloorRun:
     rate_per_min: float
     duration_s: float
     workers: int
+    processes: int = 1
     sent: int = 0
     acked: int = 0
     delivered: int = 0
@@ -78,6 +88,8 @@ class FloorRun:
     latency_ms: dict[str, dict[str, Any]] = field(default_factory=dict)
     throughput: dict[str, float] = field(default_factory=dict)
     server: dict[str, float] = field(default_factory=dict)
+    # CPU of PostgreSQL's and Redis's processes in the window (% of one core), by name.
+    backing: dict[str, float] = field(default_factory=dict)
     generator: list[dict[str, float]] = field(default_factory=list)
     generator_bound: bool = False
     setup: dict[str, float] = field(default_factory=dict)
@@ -113,26 +125,51 @@ class FloorRun:
 
 
 def run_floor(
-    target: str, cfg: FloorConfig, log_dir: Path | None = None, profile_to: Path | None = None
+    target: str,
+    cfg: FloorConfig,
+    log_dir: Path | None = None,
+    profile_to: Path | None = None,
+    postgres: PostgresCluster | None = None,
 ) -> FloorRun:
-    """Start a fresh server of ``target``, run the floor against it, stop it."""
-    server = servers.start(
-        target,
-        database_url=cfg.database_url,
-        data_root=cfg.data_root,
-        extra_env=cfg.server_env if target == servers.REAL else None,
-    )
-    try:
-        return drive(server, cfg, profile_to)
-    finally:
-        server.stop(keep_log_in=log_dir)
+    """Start a fresh server of ``target`` (on a new database of ``postgres`` when given),
+    run the floor against it, stop it."""
+    with contextlib.ExitStack() as stack:
+        database_url = cfg.database_url
+        if postgres is not None and target != servers.BARE:
+            database_url = stack.enter_context(postgres.own_database("bench"))
+        server: servers.Service
+        if target == servers.CLUSTER:
+            from .. import cluster  # the test suite's PostgreSQL and Redis harness
+
+            if not database_url:
+                raise SystemExit("the cluster target needs PostgreSQL")
+            server = cluster.start(
+                cfg.processes, database_url, data_root=cfg.data_root, extra_env=cfg.server_env
+            )
+        else:
+            server = servers.start(
+                target,
+                database_url=database_url,
+                data_root=cfg.data_root,
+                extra_env=cfg.server_env if target == servers.REAL else None,
+            )
+        try:
+            return drive(server, cfg, profile_to, label=target)
+        finally:
+            server.stop(keep_log_in=log_dir)
 
 
-def drive(server: servers.Server, cfg: FloorConfig, profile_to: Path | None = None) -> FloorRun:
+def drive(
+    server: servers.Service,
+    cfg: FloorConfig,
+    profile_to: Path | None = None,
+    *,
+    label: str | None = None,
+) -> FloorRun:
     plans = split_plans(
         kind=server.kind,
         host=server.host,
-        port=server.port,
+        ports=server.ports,
         secret=server.secret,
         run_id=secrets.token_hex(4),
         chats=cfg.chats,
@@ -148,36 +185,41 @@ def drive(server: servers.Server, cfg: FloorConfig, profile_to: Path | None = No
     setup_timeout = 120 + cfg.chats * 0.2
     with Pool(worker_main, plans) as pool:
         infos: list[SetupInfo] = pool.gather("ready", setup_timeout)
-        watch = Watch([server.pid, *pool.pids])
+        watch = Watch([*server.pids, *pool.pids])
         watch.start()
         t0 = time.monotonic_ns() + 200_000_000
         pool.send_all("go", t0)
         spy = None
         if profile_to is not None:
             time.sleep(max(0.0, (t0 - time.monotonic_ns()) / 1e9))
-            spy = profile.start(server.pid, cfg.duration_s, profile_to)
+            spy = profile.start(server.pids[0], cfg.duration_s, profile_to)
         run_timeout = cfg.duration_s + 2 * cfg.drain_timeout_s + 120
         user_acked: list[int] = pool.gather("sent", run_timeout)
         pool.send_all("expect", sum(user_acked))
         results: list[WorkerResult] = pool.gather("result", cfg.drain_timeout_s + 60)
         usage = watch.stop()
-        server_hwm = peak_rss_bytes(server.pid)
+        server_hwm = sum(peak_rss_bytes(pid) for pid in server.pids)
         spy_error = profile.finish(spy) if spy is not None else ""
     run = FloorRun(
-        target=server.kind,
+        target=label or server.kind,
         chats=cfg.chats,
         agents=cfg.agents,
         rate_per_min=cfg.rate_per_min,
         duration_s=cfg.duration_s,
         workers=len(plans),
+        processes=len(server.pids),
     )
     tally(run, results, total_agents=cfg.agents)
-    account(run, usage[server.pid], [usage[r.pid] for r in results], server_hwm, cfg)
+    served = Usage.total([usage[pid] for pid in server.pids])
+    account(run, served, [usage[r.pid] for r in results], server_hwm, cfg)
+    run.backing = {
+        name: round(100 * watch.others_by_name.get(name, 0.0) / served.wall_seconds, 1)
+        for name in BACKING
+        if name in watch.others_by_name
+    }
     run.machine_noise = {
         "others_cpu_s": round(watch.others_cpu_seconds, 2),
-        "others_cpu_percent": round(
-            100 * watch.others_cpu_seconds / usage[server.pid].wall_seconds, 1
-        ),
+        "others_cpu_percent": round(100 * watch.others_cpu_seconds / served.wall_seconds, 1),
         "others_top": watch.others_top,
     }
     setup_summary(run, infos)
@@ -321,7 +363,8 @@ def judge(run: FloorRun, *, storm: bool = False) -> None:
 
 
 def ratios(real: FloorRun, bare: FloorRun) -> dict[str, float | None]:
-    """Each figure of the real server divided by the bare relay's, from the same run."""
+    """Each figure of the real server divided by the bare relay's (or of the cluster
+    divided by the one process's), from the same run."""
 
     def ratio(a: float, b: float) -> float | None:
         return round(a / b, 2) if b else None
@@ -348,7 +391,11 @@ class RampStep:
 
 
 def ramp(
-    targets: list[str], steps: list[int], cfg: FloorConfig, log_dir: Path | None = None
+    targets: list[str],
+    steps: list[int],
+    cfg: FloorConfig,
+    log_dir: Path | None = None,
+    postgres: PostgresCluster | None = None,
 ) -> tuple[list[RampStep], dict[str, int]]:
     """Raise the number of chats step by step; a target drops out at its first step
     that is not held (p99 over the target, or any loss). Returns the steps and, per
@@ -362,7 +409,7 @@ def ramp(
         step = RampStep(chats, {})
         for target in active:
             step_cfg = FloorConfig(**{**asdict(cfg), "chats": chats})
-            run = run_floor(target, step_cfg, log_dir)
+            run = run_floor(target, step_cfg, log_dir, postgres=postgres)
             step.runs[target] = run
             print_step(run)
             if run.held:
@@ -376,10 +423,11 @@ def print_step(run: FloorRun) -> None:
     lat = run.latency_ms["e2e"]
     gen = max((g["cpu_percent"] for g in run.generator), default=0)
     print(
-        f"  {run.target:4} chats={run.chats:5} msgs/s={run.throughput['messages_per_s']:7} "
+        f"  {run.target:7} chats={run.chats:5} msgs/s={run.throughput['messages_per_s']:7} "
         f"p50={lat['p50']:7}ms p99={lat['p99']:8}ms max={lat['max']:8}ms "
         f"server cpu={run.server['cpu_percent']:5}% rss={run.server['peak_rss_mib']}MiB "
-        f"gen max cpu={gen}%{' GENERATOR-BOUND' if run.generator_bound else ''} "
+        + "".join(f"{name} cpu={cpu}% " for name, cpu in run.backing.items())
+        + f"gen max cpu={gen}%{' GENERATOR-BOUND' if run.generator_bound else ''} "
         f"{'held' if run.held else 'NOT held'}"
         + (f" problems: {'; '.join(run.problems)}" if run.problems else ""),
         flush=True,

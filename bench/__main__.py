@@ -6,6 +6,7 @@ in the same run, the bare python-socketio relay (bench/bare_relay.py).
   python -m bench floor --chats 300 --profile                      + py-spy of the server
   python -m bench storm --chats 300 --agents 10                    reconnect storm
   python -m bench cluster --processes 3 --chats 300 --agents 10    1 process against 3
+                                                     (PostgreSQL, Redis)
   python -m bench idle --sockets 10000                             idle capacity
   python -m bench rest                                             REST, large database
 
@@ -48,11 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     floor = commands.add_parser("floor", help="users and agents chatting at a fixed rate")
     _floor_options(floor)
     _ramp_options(floor)
-    floor.add_argument(
-        "--profile",
-        action="store_true",
-        help="record the real server with py-spy during the window",
-    )
+    _profile_option(floor)
 
     storm = commands.add_parser("storm", help="every socket drops and reconnects at once")
     _floor_options(storm, chats=300, duration=20.0)
@@ -69,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     _floor_options(clustered, chats=300, targets=False)
     _ramp_options(clustered)
+    _profile_option(clustered)
     clustered.add_argument(
         "--processes", type=int, default=3, help="server processes in the cluster (default 3)"
     )
@@ -142,6 +140,15 @@ def _common(p: argparse.ArgumentParser, *, targets: bool = True) -> None:
         metavar="NAME=VALUE",
         help="an extra setting for the real server (repeatable), e.g. "
         "SUPPORTCHAT_RATE_LIMITS_ENABLED=false",
+    )
+
+
+def _profile_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="record the real server (in a cluster, its first process) with py-spy "
+        "during the window",
     )
 
 
@@ -258,7 +265,7 @@ def _floor_runs(
     runs: dict[str, floor.FloorRun] = {}
     for target in targets:
         profile_to = None
-        if getattr(args, "profile", False) and target == REAL:
+        if getattr(args, "profile", False) and target == compared[0]:
             profile_to = args.out / f"{report.stamp()}-profile-{target}-{cfg.chats}.txt"
         print(f"{name}: {target}, {cfg.chats} chats ...", flush=True)
         runs[target] = floor.run_floor(target, cfg, logs, profile_to, postgres)

@@ -60,7 +60,8 @@ async def test_service_port_needs_the_token(
     assert (await http.get(url, headers={"Authorization": "Bearer wrong"})).status_code == 401
     resp = await http.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
     assert resp.status_code == 200
-    assert "supportchat_messages_stored_total" in resp.text
+    for family in ("messages_stored", "messages_read_back", "messages_repeated"):
+        assert re.search(rf"^supportchat_{family}_total \d+\.0$", resp.text, re.M), family
 
 
 async def test_metrics_port_serves_only_metrics(

@@ -109,6 +109,11 @@ class ServiceMetrics(Collector):
             "Messages read back from the database to fill a gap in live delivery",
             manager.sequencer.gaps_filled,
         )
+        yield _counter(
+            "supportchat_messages_repeated",
+            "new_message events heard again (live and read back) and not delivered twice",
+            manager.sequencer.duplicates_dropped,
+        )
         redis = CounterMetricFamily(
             "supportchat_redis_errors", "Failed Redis operations, by use", labels=["use"]
         )

@@ -29,7 +29,7 @@ async def join_ticket(
     re-join (dashboards join over REST and then again over the socket). A bad
     `last_message_id` refuses the join before anything changes."""
     require_agent(actor)
-    await chat.limits.hit(Quota.ADMIN, actor.id)
+    await chat.limits.charge(Quota.ADMIN, actor.id)
     again = await _rejoin(chat, actor, ticket_id, last_message_id)
     if again is not None:
         return again
@@ -91,7 +91,7 @@ async def _rejoin(
 async def leave_ticket(chat: Chat, actor: Actor, ticket_id: str) -> Ticket:
     """Stop following a chat. An assignment stays: leaving is not handing over."""
     require_agent(actor)
-    await chat.limits.hit(Quota.ADMIN, actor.id)
+    await chat.limits.charge(Quota.ADMIN, actor.id)
     async with chat.work() as work:
         ticket = await access_ticket(work.repo, actor, ticket_id)
         await work.repo.remove_watcher(ticket.id, actor.id)
@@ -107,7 +107,7 @@ class Closed:
 
 async def close_ticket(chat: Chat, actor: Actor, ticket_id: str, data: CloseChatInput) -> Closed:
     require_agent(actor)
-    await chat.limits.hit(Quota.ADMIN, actor.id)
+    await chat.limits.charge(Quota.ADMIN, actor.id)
     summary = (data.resolutionSummary or "").strip() or DEFAULT_RESOLUTION
     async with chat.work() as work:
         ticket = await access_ticket(work.repo, actor, ticket_id, for_update=True)

@@ -89,18 +89,28 @@ class RateLimits:
             raise self._refusal(quota, stats.reset_time)
         return Window(item.amount, max(0, stats.remaining), stats.reset_time)
 
+    async def charge(self, quota: Quota, *key: str) -> None:
+        """Count one use, as `hit` does, without reading the window's figures back."""
+        await self.hit_all((quota, key))
+
     async def hit_all(self, *uses: tuple[Quota, tuple[str, ...]]) -> None:
         """Count one use of each quota, or of none: an action that one quota refuses is
         not charged to the others."""
         if not self.enabled:
             return
+        if len(uses) > 1:
+            for quota, key in uses:
+                if not await self._limiter.test(self._items[quota], quota.value, *key):
+                    raise await self._refused(quota, key)
+        # A hit is itself a test: a refused one counts nothing. And a send needs no window
+        # figures unless refused, so a use costs one call (one Redis round trip).
         for quota, key in uses:
-            item = self._items[quota]
-            if not await self._limiter.test(item, quota.value, *key):
-                stats = await self._limiter.get_window_stats(item, quota.value, *key)
-                raise self._refusal(quota, stats.reset_time)
-        for quota, key in uses:
-            await self.hit(quota, *key)
+            if not await self._limiter.hit(self._items[quota], quota.value, *key):
+                raise await self._refused(quota, key)
+
+    async def _refused(self, quota: Quota, key: tuple[str, ...]) -> RateLimited:
+        stats = await self._limiter.get_window_stats(self._items[quota], quota.value, *key)
+        return self._refusal(quota, stats.reset_time)
 
     @property
     def redis_errors(self) -> int:

@@ -155,7 +155,7 @@ async def tickets_for_agents(chat: Chat, actor: Actor, query: QueueQuery) -> Tic
     first, a page at a time, each with its latest `query.messages` messages."""
     require_agent(actor)
     statuses = Rules.status_filter(query.status)
-    await chat.limits.hit(Quota.ADMIN, actor.id)
+    await chat.limits.charge(Quota.ADMIN, actor.id)
     async with chat.reading() as repo:
         total = await repo.count_with_status(statuses)
         found = await repo.tickets_with_status(

@@ -21,7 +21,7 @@ async def typing(chat: Chat, actor: Actor, ticket_id: str, is_typing: bool) -> b
         ensure_active(ticket)
         watchers = tuple(await repo.watchers(ticket.id))
     try:
-        await chat.limits.hit(Quota.TYPING, actor.id, ticket.id)
+        await chat.limits.charge(Quota.TYPING, actor.id, ticket.id)
     except RateLimited:
         return False
     if actor.is_agent:

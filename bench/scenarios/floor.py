@@ -362,25 +362,22 @@ def judge(run: FloorRun, *, storm: bool = False) -> None:
         )
 
 
-def ratios(real: FloorRun, bare: FloorRun) -> dict[str, float | None]:
-    """Each figure of the real server divided by the bare relay's (or of the cluster
-    divided by the one process's), from the same run."""
+def ratios(run: FloorRun, baseline: FloorRun) -> dict[str, float | None]:
+    """Each figure of ``run`` divided by ``baseline``'s, from the same run: the real
+    server's by the bare relay's, or the cluster's by the one process's."""
 
-    def ratio(a: float, b: float) -> float | None:
+    def ratio(figure: Any) -> float | None:
+        a, b = figure(run), figure(baseline)
         return round(a / b, 2) if b else None
 
     return {
-        "messages_per_s": ratio(
-            real.throughput["messages_per_s"], bare.throughput["messages_per_s"]
-        ),
-        "e2e_p50": ratio(real.latency_ms["e2e"]["p50"], bare.latency_ms["e2e"]["p50"]),
-        "e2e_p99": ratio(real.latency_ms["e2e"]["p99"], bare.latency_ms["e2e"]["p99"]),
-        "fanout_p99": ratio(real.latency_ms["fanout"]["p99"], bare.latency_ms["fanout"]["p99"]),
-        "server_cpu_s": ratio(real.server["cpu_s"], bare.server["cpu_s"]),
-        "cpu_ms_per_message": ratio(
-            real.server["cpu_ms_per_message"], bare.server["cpu_ms_per_message"]
-        ),
-        "peak_rss": ratio(real.server["peak_rss_mib"], bare.server["peak_rss_mib"]),
+        "messages_per_s": ratio(lambda r: r.throughput["messages_per_s"]),
+        "e2e_p50": ratio(lambda r: r.latency_ms["e2e"]["p50"]),
+        "e2e_p99": ratio(lambda r: r.latency_ms["e2e"]["p99"]),
+        "fanout_p99": ratio(lambda r: r.latency_ms["fanout"]["p99"]),
+        "server_cpu_s": ratio(lambda r: r.server["cpu_s"]),
+        "cpu_ms_per_message": ratio(lambda r: r.server["cpu_ms_per_message"]),
+        "peak_rss": ratio(lambda r: r.server["peak_rss_mib"]),
     }
 
 

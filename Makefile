@@ -97,9 +97,11 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 	       "(or fail when CI=true)" >&2; \
 	fi
 
+# The first-run demo is on unless SUPPORTCHAT_DEMO says otherwise; the server turns it
+# off by itself when bound to anything but this machine.
 run: install
 	$(BIN)/supportchat migrate
-	exec $(BIN)/supportchat serve $(SERVE_ARGS)
+	SUPPORTCHAT_DEMO=$${SUPPORTCHAT_DEMO:-true} exec $(BIN)/supportchat serve $(SERVE_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench

@@ -17,11 +17,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from . import __version__
-from .api import admin_routes, chat_routes
+from .api import admin_routes, chat_routes, demo_routes
 from .api.body_limit import BodySizeLimit
 from .api.envelope import FastJSONResponse, ok
 from .api.errors import install_error_handlers
 from .api.openapi import install_openapi
+from .api.pages import install_pages
 from .api.ratelimit_headers import RateLimitHeaders
 from .api.schemas import Envelope, HealthOut
 from .auth import TokenVerifier
@@ -168,6 +169,8 @@ def create_app(settings: Settings) -> Service:
     install_openapi(api)
     api.include_router(admin_routes.router)
     api.include_router(chat_routes.router)
+    api.include_router(demo_routes.router)
+    install_pages(api)
 
     @api.get("/health", response_model=Envelope[HealthOut], tags=["service"])
     async def health() -> Response:

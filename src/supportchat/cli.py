@@ -65,6 +65,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if host:
+        # What create_app sees is the address actually bound (the demo depends on it).
+        settings = settings.model_copy(update={"host": host})
     try:
         settings.check_keys(host)
     except RuntimeError as exc:

@@ -41,6 +41,9 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SUPPORTCHAT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -104,6 +107,10 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     log_level: str = "info"
+    # The first-run demo (api/demo_routes.py): the landing page hands out tokens for a
+    # demo user and a demo agent. Anyone who can reach the server could then act as an
+    # agent, so it works only on a server bound to this machine (demo_active).
+    demo: bool = False
 
     _split = field_validator(
         "jwt_algorithms", "admin_roles", "cors_origins", "categories", mode="before"
@@ -140,15 +147,23 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
     @property
+    def binds_locally(self) -> bool:
+        return self.host in LOCAL_HOSTS
+
+    @property
+    def demo_active(self) -> bool:
+        return self.demo and self.binds_locally
+
+    @property
     def is_local_default(self) -> bool:
         """The embedded default: SQLite under data_dir, reachable only from this machine."""
-        return self.database_url is None and self.host in ("127.0.0.1", "localhost", "::1")
+        return self.database_url is None and self.binds_locally
 
     def check_keys(self, host: str | None = None) -> None:
         """Outside the local default, tokens must be checked with a key someone chose:
         a generated secret on a shared or exposed server would be a secret nobody knows
         to rotate, and tokens from the real issuer would not verify."""
-        local = self.is_local_default and (host or self.host) in ("127.0.0.1", "localhost", "::1")
+        local = self.is_local_default and (host or self.host) in LOCAL_HOSTS
         if not local and not (self.jwt_secret or self.jwt_public_key):
             raise RuntimeError(
                 "SUPPORTCHAT_JWT_SECRET or SUPPORTCHAT_JWT_PUBLIC_KEY must be set: only a "

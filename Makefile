@@ -1,13 +1,13 @@
 # supportchat build/test entry points (GNU make).
 #
-#   make install       runtime deps into .venv (idempotent, stamp-based)
-#   make install-test  + test extra, PostgreSQL, Redis and nginx servers, tests/js node modules
+#   make install       runtime deps into .venv and the web UI build (idempotent, stamp-based)
+#   make install-test  + test extra, PostgreSQL, Redis, nginx, Chromium, tests/js node modules
 #   make run           migrate the default SQLite database and serve on 127.0.0.1:8000
 #   make test          ruff + mypy + pytest (extra pytest args: make test PYTEST_ARGS='-k foo -x')
 #   make lint          ruff + mypy only
 #   make bench         the load benchmark (docs/performance.md); BENCH_ARGS='...'
 #   make lock          regenerate constraints.txt from a fresh, unpinned resolve
-#   make clean         caches and test artifacts;  make distclean  also .venv, tests/js/node_modules
+#   make clean         caches and test artifacts;  make distclean  also .venv, node_modules, the web build
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -24,12 +24,19 @@ TEST_STAMP := $(VENV)/.stamp-install-test
 # stamp lives inside node_modules so deleting node_modules also forgets it.
 JS_DIR := tests/js
 JS_STAMP := $(JS_DIR)/node_modules/.stamp-npm-ci
+# The web UI (web/: React + TypeScript + Vite), built into the package's webui/ directory,
+# which the server serves. Rebuilt when anything under web/ changes.
+WEB_DIR := web
+WEB_OUT := src/supportchat/webui
+WEB_NPM_STAMP := $(WEB_DIR)/node_modules/.stamp-npm-ci
+WEB_BUILD_STAMP := $(WEB_OUT)/.stamp-build
+WEB_SOURCES := $(shell find $(WEB_DIR) -path $(WEB_DIR)/node_modules -prune -o -type f -print 2>/dev/null)
 PIP := $(BIN)/python -m pip
 PIP_FLAGS := --disable-pip-version-check --quiet
 PYTEST_ARGS ?=
 SERVE_ARGS ?=
 
-.PHONY: help install install-test postgres-bin redis-bin nginx-bin js-deps run test lint bench lock clean distclean
+.PHONY: help install web install-test postgres-bin redis-bin nginx-bin chromium-bin js-deps run test lint bench lock clean distclean
 
 help:
 	@sed -n '3,11s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
@@ -48,9 +55,24 @@ $(TEST_STAMP): $(STAMP)
 	$(PIP) $(PIP_FLAGS) install -c constraints.txt -e '.[test]'
 	@touch $@
 
-install: $(STAMP)
+install: $(STAMP) web
 
-install-test: $(TEST_STAMP) postgres-bin redis-bin nginx-bin js-deps
+web: $(WEB_BUILD_STAMP)
+
+$(WEB_NPM_STAMP): $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  (cd $(WEB_DIR) && npm ci --no-audit --no-fund) && touch $@; \
+	else \
+	  echo "warning: npm not found; the web UI is not built (the server says so at /)," \
+	       "and the browser tests will be skipped (or fail when CI=true)" >&2; \
+	fi
+
+$(WEB_BUILD_STAMP): $(WEB_NPM_STAMP) $(WEB_SOURCES)
+	@if [ -f $(WEB_NPM_STAMP) ]; then \
+	  (cd $(WEB_DIR) && npm run build) && touch $@; \
+	fi
+
+install-test: $(TEST_STAMP) web postgres-bin redis-bin nginx-bin chromium-bin js-deps
 
 # $(call apt-install,CHECK,PACKAGE,TESTS): install Debian's PACKAGE when the shell test
 # CHECK fails. Only root can; anyone else is warned that TESTS will be skipped (and
@@ -83,6 +105,11 @@ redis-bin:
 # every PATH, so the binary is looked for there too.
 nginx-bin:
 	$(call apt-install,[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1,nginx,the cluster tests)
+
+# The web UI's browser tests drive Debian's Chromium through Playwright (never a
+# browser that Playwright downloads).
+chromium-bin:
+	$(call apt-install,[ -x /usr/bin/chromium ],chromium,the browser tests)
 
 # tests/test_js_client.py drives the server with the official socket.io-client. npm ci
 # installs exactly what package-lock.json says, and runs again only when the lock (or
@@ -145,4 +172,4 @@ clean:
 
 # data/ (the developer's local SQLite database) is deliberately never removed.
 distclean: clean
-	rm -rf $(VENV) $(LOCK_VENV) $(JS_DIR)/node_modules
+	rm -rf $(VENV) $(LOCK_VENV) $(JS_DIR)/node_modules $(WEB_DIR)/node_modules $(WEB_OUT)

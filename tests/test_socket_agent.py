@@ -449,7 +449,12 @@ async def test_admin_status_update_on_presence_and_assignment_changes(
 
     first = await sockets(subject)
     got = await watch.wait_for("admin_status_update", of_admin(subject.id))
-    assert got == {**got, "adminId": subject.id, "isOnline": True, "activeChats": 0}
+    assert got == {
+        "adminId": subject.id,
+        "adminName": subject.name,
+        "isOnline": True,
+        "activeChats": 0,
+    }
 
     second = await sockets(subject)  # not the first socket: no update
     await watch.assert_no("admin_status_update", of_admin(subject.id), within=QUIET)
@@ -469,6 +474,43 @@ async def test_admin_status_update_on_presence_and_assignment_changes(
     got = await watch.wait_for("admin_status_update", of_admin(subject.id))
     assert (got["isOnline"], got["activeChats"]) == (False, 0)
     assert statuses(watch, subject.id) == [(True, 0), (True, 1), (True, 0), (False, 0)]
+
+
+async def test_a_connecting_agent_is_told_who_is_online(
+    api: Api,
+    sockets: SocketFactory,
+    user: Person,
+    agent_factory: PersonFactory,
+) -> None:
+    """The updates sent before a socket connected never reached it: it gets one per
+    agent online, with their load, and none for agents who have left."""
+    busy, idle, gone, newcomer = (agent_factory() for _ in range(4))
+    busy_socket = await sockets(busy)
+    await sockets(idle)
+    ticket_id = (await start_chat(api, user))["ticketId"]
+    await ok_call(busy_socket, "join_chat", {"ticketId": ticket_id})
+    await (await sockets(gone)).disconnect()
+    await busy_socket.wait_for(
+        "admin_status_update", lambda d: of_admin(gone.id)(d) and not d["isOnline"]
+    )
+
+    late = await sockets(newcomer)
+    for agent, load in ((busy, 1), (idle, 0), (newcomer, 0)):
+        got = await late.wait_for("admin_status_update", of_admin(agent.id))
+        assert got == {
+            "adminId": agent.id,
+            "adminName": agent.name,
+            "isOnline": True,
+            "activeChats": load,
+        }
+
+    def listed(d: Any) -> bool:
+        return bool(of_admin(gone.id)(d) and d["isOnline"])
+
+    await late.assert_no("admin_status_update", listed, within=QUIET)
+    # Users are not told about agents.
+    user_socket = await sockets(user)
+    await user_socket.assert_no("admin_status_update", within=QUIET)
 
 
 async def test_admin_status_update_when_an_agent_token_expires(

@@ -161,9 +161,18 @@ def test_a_whole_conversation_between_a_user_and_an_agent(
     from playwright.sync_api import expect
 
     base = ui_server.base_url
-    user, agent = person(ui_server), person(ui_server, agent=True)
+    user, agent, colleague = (
+        person(ui_server),
+        person(ui_server, agent=True),
+        person(ui_server, agent=True),
+    )
+    connected(browsing.open(f"{base}/agent#token={colleague.token}"))
     desk = browsing.open(f"{base}/agent#token={agent.token}")
     connected(desk)
+    # A colleague online before this dashboard opened is listed, by name, with their load.
+    listed = desk.locator(f'[data-testid="online-agent"][data-agent-id="{colleague.id}"]')
+    expect(listed).to_contain_text(colleague.name)
+    expect(listed.get_by_test_id("agent-load")).to_have_text("0 chats")
     chat = browsing.open(f"{base}/chat#token={user.token}")
     connected(chat)
     # The token left the address bar once read.

@@ -113,6 +113,7 @@ def create_app(settings: Settings) -> Service:
     compat = CompatHandlers(sio, chat, documented)
     compat.register(dispatch)
     connections.after_connect.append(compat.send_active_tickets)
+    connections.after_connect.append(documented.send_roster)
     guard = SlowClientGuard(
         sio,
         max_queued_packets=settings.max_queued_packets,

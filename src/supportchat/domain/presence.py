@@ -22,13 +22,27 @@ async def status_update(repo: Repository, agent_id: str, ttl_seconds: float) -> 
     online = await repo.count_presence(agent_id, now() - timedelta(seconds=ttl_seconds)) > 0
     return Event(
         "admin_status_update",
-        {
-            "adminId": agent_id,
-            "isOnline": online,
-            "activeChats": await repo.count_assigned_active(agent_id),
-        },
+        _status(
+            agent_id,
+            await repo.person_name(agent_id) or agent_id,
+            online,
+            await repo.count_assigned_active(agent_id),
+        ),
         Audience(all_agents=True),
     )
+
+
+def _status(agent_id: str, name: str, online: bool, active_chats: int) -> dict[str, object]:
+    return {"adminId": agent_id, "adminName": name, "isOnline": online, "activeChats": active_chats}
+
+
+async def roster(chat: Chat) -> list[dict[str, object]]:
+    """An `admin_status_update` payload for each agent online now: what a newly
+    connected agent socket is sent, since the updates before it connected never
+    reached it."""
+    async with chat.reading() as repo:
+        found = await repo.agent_roster(now() - timedelta(seconds=chat.presence_ttl_seconds))
+    return [_status(agent_id, name, True, active) for agent_id, name, active in found]
 
 
 async def announce_assignment(

@@ -3,12 +3,14 @@ answers the socket (see dispatch.py for how answers and failures are sent)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import socketio
 
-from ..domain import agents, messaging, tickets
+from ..domain import agents, messaging, presence, tickets
 from ..domain.context import Chat
+from ..domain.errors import ChatError
 from ..domain.identity import Actor
 from ..domain.inputs import (
     CloseTicketInput,
@@ -26,6 +28,8 @@ from ..domain.views import (
 from .catchup import GatedManager
 from .dispatch import Dispatcher
 
+log = logging.getLogger(__name__)
+
 
 class EventHandlers:
     def __init__(self, sio: socketio.AsyncServer, chat: Chat, delivery: GatedManager) -> None:
@@ -42,6 +46,21 @@ class EventHandlers:
         dispatch.on("admin_send_message", self.send_message, agent_only=True)
         dispatch.on("admin_close_chat", self.close_chat, agent_only=True)
         dispatch.on("admin_typing", self.typing, agent_only=True)
+
+    async def send_roster(self, sid: str, actor: Actor) -> None:
+        """On connect, an agent socket is sent an `admin_status_update` for each agent
+        online (itself included), so that a dashboard knows who is there without
+        waiting for them to come and go. An update committed while the roster is read
+        may reach the socket before it; the next change of that agent corrects it."""
+        if not actor.is_agent:
+            return
+        try:
+            statuses = await presence.roster(self.chat)
+        except ChatError:
+            log.warning("agents online not sent to %s: database unavailable", sid)
+            return
+        for status in statuses:
+            await self.sio.emit("admin_status_update", status, to=sid)
 
     # -- both roles -----------------------------------------------------------------------
 

@@ -534,6 +534,37 @@ class Repository:
         stmt = delete(agent_presence).where(condition).returning(agent_presence.c.agent_id)
         return set((await self.conn.execute(stmt)).scalars())
 
+    async def person_name(self, person_id: str) -> str | None:
+        query = select(people.c.full_name).where(people.c.id == person_id)
+        name: str | None = (await self.conn.execute(query)).scalar_one_or_none()
+        return name
+
+    async def agent_roster(self, fresh_since: datetime) -> list[tuple[str, str, int]]:
+        """(id, name, active chats assigned) of every agent with a fresh presence row,
+        by name: one statement, whatever the number of agents."""
+        online = (
+            select(agent_presence.c.agent_id)
+            .where(agent_presence.c.seen_at >= fresh_since)
+            .distinct()
+            .subquery()
+        )
+        load = (
+            select(tickets.c.assigned_to.label("agent_id"), func.count().label("active"))
+            .where(tickets.c.status.in_(_active_values()), tickets.c.assigned_to.is_not(None))
+            .group_by(tickets.c.assigned_to)
+            .subquery()
+        )
+        query = (
+            select(people.c.id, people.c.full_name, func.coalesce(load.c.active, 0))
+            .select_from(
+                online.join(people, people.c.id == online.c.agent_id).outerjoin(
+                    load, load.c.agent_id == people.c.id
+                )
+            )
+            .order_by(people.c.full_name, people.c.id)
+        )
+        return [(row[0], row[1], int(row[2])) for row in await self.conn.execute(query)]
+
     async def online_agents(self, fresh_since: datetime) -> list[str]:
         query = (
             select(agent_presence.c.agent_id)

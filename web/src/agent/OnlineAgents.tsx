@@ -7,9 +7,9 @@ interface OnlineAgentsProps {
   myLoad: number;
 }
 
-// Agents known to be online and how many active chats each has. The server announces
-// presence changes (`admin_status_update`) but has no list to ask for, so agents who
-// were online before this page connected appear once their status or load changes.
+// Agents online and how many active chats each has: the server sends an
+// `admin_status_update` for every agent online when this page's socket connects, then
+// one for each change.
 export function OnlineAgents({ agents, myId, myLoad }: OnlineAgentsProps) {
   const online = agents.filter((agent) => agent.isOnline === true || agent.id === myId);
   online.sort((a, b) => (a.id === myId ? -1 : b.id === myId ? 1 : (a.name ?? a.id).localeCompare(b.name ?? b.id)));

@@ -626,7 +626,12 @@ export class AgentDesk {
   }
 
   private onAdminStatus(event: AdminStatusEvent): void {
-    this.updateAgent(event.adminId, { isOnline: event.isOnline, activeChats: event.activeChats });
+    // On connect the server sends one of these per agent online, so the list starts full.
+    this.updateAgent(event.adminId, {
+      isOnline: event.isOnline,
+      activeChats: event.activeChats,
+      ...(event.adminName ? { name: event.adminName } : {}),
+    });
   }
 
   private onAgentJoined(event: AgentJoinedEvent): void {

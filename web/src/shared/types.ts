@@ -223,6 +223,8 @@ export interface ChatAssignedEvent {
 
 export interface AdminStatusEvent {
   adminId: string;
+  // The agent's name (this server adds it; the API document's payload has none).
+  adminName?: string;
   isOnline: boolean;
   activeChats: number;
 }

@@ -25,7 +25,7 @@ from support.net import free_port
 from support.server import running_server
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
+    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Locator, Page
 
 # Generous: a CI machine with two cores runs the browser, the server and the test.
 WAIT_MS = 15_000
@@ -427,3 +427,104 @@ def test_pages_refuse_a_missing_or_bad_token(ui_server: ServerInfo, browsing: Br
     # A token the server refuses: the page stops trying and says so.
     page = browsing.open(f"{ui_server.base_url}/chat#token=not-a-token")
     expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "offline")
+
+
+def closed_chats(server: ServerInfo, user: Person, agent: Person, count: int) -> list[str]:
+    """`count` chats of `user`, each started and then closed by `agent` over REST."""
+    ids = []
+    with httpx.Client(base_url=server.base_url, timeout=10) as api:
+        for n in range(count):
+            started = api.post(
+                "/api/chat/start", json={"message": f"old question {n}"}, headers=user.auth_header
+            )
+            assert started.status_code == 201, started.text
+            ticket_id = started.json()["data"]["ticketId"]
+            closed = api.post(
+                f"/api/chat/admin/close/{ticket_id}",
+                json={"resolutionSummary": f"answered {n}"},
+                headers=agent.auth_header,
+            )
+            assert closed.status_code == 200, closed.text
+            ids.append(ticket_id)
+    return ids
+
+
+def test_past_chats_page_by_page_and_read_only(ui_server: ServerInfo, browsing: Browsing) -> None:
+    from playwright.sync_api import expect
+
+    user, agent = person(ui_server), person(ui_server, agent=True)
+    ids = closed_chats(ui_server, user, agent, 12)  # more than a page (10)
+    chat = browsing.open(f"{ui_server.base_url}/chat#token={user.token}")
+    connected(chat)
+    chat.get_by_test_id("history-button").click()
+    items = chat.get_by_test_id("history-list").get_by_test_id("history-item")
+    expect(items).to_have_count(10)
+    chat.get_by_test_id("history-more").click()
+    expect(items).to_have_count(12)
+    shown = {items.nth(i).get_attribute("data-ticket-id") for i in range(12)}
+    assert shown == set(ids)
+
+    chat.locator(f'[data-testid="history-item"][data-ticket-id="{ids[3]}"]').click()
+    past = chat.get_by_test_id("past-chat")
+    expect(past).to_have_attribute("data-ticket-id", ids[3])
+    expect(past.get_by_test_id("message").filter(has_text="old question 3")).to_have_count(1)
+    expect(past.get_by_test_id("chat-closed-notice")).to_contain_text("answered 3")
+    expect(past.get_by_test_id("message-input")).to_have_count(0)
+
+
+def test_the_dashboard_filters_by_status(ui_server: ServerInfo, browsing: Browsing) -> None:
+    from playwright.sync_api import expect
+
+    user, agent = person(ui_server), person(ui_server, agent=True)
+    (closed,) = closed_chats(ui_server, user, agent, 1)
+    desk = browsing.open(f"{ui_server.base_url}/agent#token={agent.token}")
+    connected(desk)
+    chat = browsing.open(f"{ui_server.base_url}/chat#token={user.token}")
+    connected(chat)
+    start_chat(chat, "A chat that is still open")
+    active = active_ticket(ui_server, user)
+
+    def row(ticket_id: str) -> Locator:
+        return desk.locator(f'[data-testid="ticket-row"][data-ticket-id="{ticket_id}"]')
+
+    expect(row(active)).to_have_attribute("data-status", "open")
+    expect(row(closed)).to_have_count(0)
+    desk.get_by_test_id("status-filter").select_option("resolved")
+    expect(row(closed)).to_have_attribute("data-status", "resolved")
+    expect(row(active)).to_have_count(0)
+    desk.get_by_test_id("status-filter").select_option("open")
+    expect(row(active)).to_be_visible()
+    expect(row(closed)).to_have_count(0)
+
+
+def test_alerts_stay_off_until_the_agent_turns_them_on(
+    ui_server: ServerInfo, browsing: Browsing
+) -> None:
+    """Browsers let a page play sounds and show notifications only after a gesture: the
+    dashboard asks when the agent clicks, and remembers the choice."""
+    from playwright.sync_api import expect
+
+    agent = person(ui_server, agent=True)
+    desk = browsing.open(f"{ui_server.base_url}/agent#token={agent.token}")
+    desk.context.grant_permissions(["notifications"], origin=ui_server.base_url)
+    connected(desk)
+    alerts = desk.get_by_test_id("enable-notifications")
+    expect(alerts).to_have_attribute("aria-pressed", "false")
+    alerts.click()
+    expect(alerts).to_have_attribute("aria-pressed", "true")
+    assert desk.evaluate("Notification.permission") == "granted"
+    desk.reload()
+    connected(desk)
+    expect(desk.get_by_test_id("enable-notifications")).to_have_attribute("aria-pressed", "true")
+
+
+def test_without_the_demo_the_landing_page_only_explains(
+    server: ServerInfo, browsing: Browsing
+) -> None:
+    """conftest's server runs without SUPPORTCHAT_DEMO: no way to a token from the UI."""
+    from playwright.sync_api import expect
+
+    landing = browsing.open(f"{server.base_url}/")
+    expect(landing.get_by_test_id("embed-snippet")).to_contain_text("SupportChat.init")
+    expect(landing.get_by_test_id("demo-customer")).to_have_count(0)
+    expect(landing.get_by_test_id("demo-agent")).to_have_count(0)

@@ -111,7 +111,8 @@ nginx-bin:
 chromium-bin:
 	$(call apt-install,[ -x /usr/bin/chromium ],chromium,the browser tests)
 
-# tests/test_js_client.py drives the server with the official socket.io-client. npm ci
+# tests/test_js_client.py drives the server with the official socket.io-client, and
+# tests/test_web_ui.py audits the web UI with axe-core, both from tests/js. npm ci
 # installs exactly what package-lock.json says, and runs again only when the lock (or
 # package.json) is newer than the stamp or node_modules is gone.
 js-deps: $(JS_STAMP)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -528,3 +529,72 @@ def test_without_the_demo_the_landing_page_only_explains(
     expect(landing.get_by_test_id("embed-snippet")).to_contain_text("SupportChat.init")
     expect(landing.get_by_test_id("demo-customer")).to_have_count(0)
     expect(landing.get_by_test_id("demo-agent")).to_have_count(0)
+
+
+AXE = Path(__file__).resolve().parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def accessibility_problems(page: Page) -> list[str]:
+    """axe-core's WCAG 2 A and AA checks on the page as it is now: each violation with
+    the elements it found."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']}: {[n['target'] for n in v['nodes']][:5]}"
+        for v in result["violations"]
+    ]
+
+
+def test_every_view_passes_an_accessibility_audit(
+    ui_server: ServerInfo, browser: Browser, browsing: Browsing
+) -> None:
+    """axe-core (tests/js) in each view, with content in it. Its script is injected, so
+    these pages run without their Content-Security-Policy."""
+    from playwright.sync_api import expect
+
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing: run `make install-test`", pytrace=False)
+    base = ui_server.base_url
+    user, agent = person(ui_server), person(ui_server, agent=True)
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 800})
+    browsing.contexts.append(context)
+    context.set_default_timeout(WAIT_MS)
+    found: dict[str, list[str]] = {}
+
+    landing = context.new_page()
+    landing.goto(f"{base}/")
+    expect(landing.get_by_test_id("demo-customer")).to_be_visible()
+    found["landing"] = accessibility_problems(landing)
+
+    chat = context.new_page()
+    chat.goto(f"{base}/chat#token={user.token}")
+    connected(chat)
+    found["start form"] = accessibility_problems(chat)
+    start_chat(chat, "Can someone help me with https://example.com/order/17?")
+    sent(chat, "user", "Can someone help")
+
+    desk = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 800})
+    browsing.contexts.append(desk)
+    desk.set_default_timeout(WAIT_MS)
+    dashboard = desk.new_page()
+    dashboard.goto(f"{base}/agent#token={agent.token}")
+    connected(dashboard)
+    open_ticket(dashboard, active_ticket(ui_server, user))
+    dashboard.get_by_test_id("join-button").click()
+    expect(chat.get_by_test_id("agent-joined-notice")).to_be_visible()
+    say(dashboard, "Yes, I am looking at order 17 now.")
+    sent(dashboard, "agent", "order 17 now")
+    found["dashboard"] = accessibility_problems(dashboard)
+    expect(chat.get_by_test_id("message").filter(has_text="order 17 now")).to_be_visible()
+    found["conversation"] = accessibility_problems(chat)
+    chat.get_by_test_id("history-button").click()
+    expect(chat.get_by_test_id("history-list")).to_be_visible()
+    found["past chats"] = accessibility_problems(chat)
+    dashboard.get_by_test_id("close-button").click()
+    expect(dashboard.get_by_test_id("resolution-input")).to_be_visible()
+    found["close dialog"] = accessibility_problems(dashboard)
+
+    problems = {view: found[view] for view in found if found[view]}
+    assert not problems, problems

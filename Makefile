@@ -60,12 +60,7 @@ install: $(STAMP) web
 web: $(WEB_BUILD_STAMP)
 
 $(WEB_NPM_STAMP): $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
-	@if command -v npm >/dev/null 2>&1; then \
-	  (cd $(WEB_DIR) && npm ci --no-audit --no-fund) && touch $@; \
-	else \
-	  echo "warning: npm not found; the web UI is not built (the server says so at /)," \
-	       "and the browser tests will be skipped (or fail when CI=true)" >&2; \
-	fi
+	$(call npm-ci,$(WEB_DIR),the web UI is not built (the server says so at /) and the browser tests)
 
 $(WEB_BUILD_STAMP): $(WEB_NPM_STAMP) $(WEB_SOURCES)
 	@if [ -f $(WEB_NPM_STAMP) ]; then \
@@ -87,6 +82,17 @@ define apt-install
 	    echo "warning: $(2) missing and not root;" \
 	         "$(3) will be skipped (or fail when CI=true)" >&2; \
 	  fi; \
+	fi
+endef
+
+# $(call npm-ci,DIR,WHAT): `npm ci` in DIR (exactly what its package-lock.json says), then
+# the target's stamp; without npm, a warning that WHAT will be skipped (and fail when
+# CI=true, where every test must run).
+define npm-ci
+	@if command -v npm >/dev/null 2>&1; then \
+	  (cd $(1) && npm ci --no-audit --no-fund) && touch $@; \
+	else \
+	  echo "warning: npm not found; $(2) will be skipped (or fail when CI=true)" >&2; \
 	fi
 endef
 
@@ -118,12 +124,7 @@ chromium-bin:
 js-deps: $(JS_STAMP)
 
 $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
-	@if command -v npm >/dev/null 2>&1; then \
-	  (cd $(JS_DIR) && npm ci --no-audit --no-fund) && touch $@; \
-	else \
-	  echo "warning: npm not found; the JS client test will be skipped" \
-	       "(or fail when CI=true)" >&2; \
-	fi
+	$(call npm-ci,$(JS_DIR),the JS client test and the accessibility audit)
 
 # The first-run demo is on unless SUPPORTCHAT_DEMO says otherwise; the server turns it
 # off by itself when bound to anything but this machine.

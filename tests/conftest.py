@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from support.clients import Api, SocketFactory
@@ -45,6 +46,13 @@ async def api(server: ServerInfo) -> AsyncIterator[Api]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client, for servers other than ``server`` (full URLs)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
 
 
 @pytest.fixture

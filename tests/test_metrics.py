@@ -5,7 +5,7 @@ the server did."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,12 +28,6 @@ def metered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerIn
     with running_server("metrics", data_dir, env=env) as proc:
         assert proc.info is not None
         yield proc.info, port
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 def sample(text: str, name: str, labels: str = "") -> float:

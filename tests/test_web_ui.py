@@ -14,19 +14,15 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, expect
 
 from support import AGENT_ROLE, Person, ServerInfo, new_person
-from support.browser import chromium, screenshot_path
+from support.browser import axe_or_skip, chromium, screenshot_path
 from support.net import free_port
 from support.server import running_server
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Locator, Page
 
 # Generous: a CI machine with two cores runs the browser, the server and the test.
 WAIT_MS = 15_000
@@ -57,8 +53,6 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory, host_port: int) -> Itera
 @pytest.fixture(scope="module")
 def browser(ui_server: ServerInfo) -> Iterator[Browser]:
     with chromium() as launched:
-        from playwright.sync_api import expect
-
         expect.set_options(timeout=WAIT_MS)
         yield launched
 
@@ -73,14 +67,23 @@ class Browsing:
         self.problems: list[str] = []
 
     def open(self, url: str, viewport: dict[str, int] | None = None) -> Page:
-        context = self.browser.new_context(viewport=viewport or {"width": 1280, "height": 800})
+        page = self.context(viewport).new_page()
+        page.goto(url)
+        return page
+
+    def context(
+        self, viewport: dict[str, int] | None = None, *, bypass_csp: bool = False
+    ) -> BrowserContext:
+        """A new browser context, closed after the test. ``bypass_csp``: its pages may run
+        injected scripts (the policy is then not checked either)."""
+        context = self.browser.new_context(
+            viewport=viewport or {"width": 1280, "height": 800}, bypass_csp=bypass_csp
+        )
         context.set_default_timeout(WAIT_MS)
         context.on("weberror", lambda error: self.problems.append(f"uncaught: {error.error}"))
         context.on("console", self._console)
         self.contexts.append(context)
-        page = context.new_page()
-        page.goto(url)
-        return page
+        return context
 
     def _console(self, message: ConsoleMessage) -> None:
         if "Content Security Policy" in message.text:
@@ -101,8 +104,6 @@ def person(server: ServerInfo, *, agent: bool = False) -> Person:
 
 
 def connected(page: Page) -> None:
-    from playwright.sync_api import expect
-
     expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
 
 
@@ -139,8 +140,6 @@ def say(page: Page, text: str) -> None:
 
 def sent(page: Page, sender: str, text: str) -> None:
     """The message is shown once, from `sender`, and acknowledged."""
-    from playwright.sync_api import expect
-
     bubble = page.get_by_test_id("message").filter(has_text=text)
     expect(bubble).to_have_count(1)
     expect(bubble).to_have_attribute("data-sender", sender)
@@ -148,8 +147,6 @@ def sent(page: Page, sender: str, text: str) -> None:
 
 
 def open_ticket(agent: Page, ticket_id: str) -> None:
-    from playwright.sync_api import expect
-
     row = agent.locator(f'[data-testid="ticket-row"][data-ticket-id="{ticket_id}"]')
     expect(row).to_be_visible()
     row.click()
@@ -159,8 +156,6 @@ def open_ticket(agent: Page, ticket_id: str) -> None:
 def test_a_whole_conversation_between_a_user_and_an_agent(
     ui_server: ServerInfo, browsing: Browsing
 ) -> None:
-    from playwright.sync_api import expect
-
     base = ui_server.base_url
     user, agent, colleague = (
         person(ui_server),
@@ -244,8 +239,6 @@ MARKUP = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script
 
 
 def test_markup_in_messages_is_shown_as_text(ui_server: ServerInfo, browsing: Browsing) -> None:
-    from playwright.sync_api import expect
-
     base = ui_server.base_url
     user, agent = person(ui_server), person(ui_server, agent=True)
     chat = browsing.open(f"{base}/chat#token={user.token}")
@@ -270,8 +263,6 @@ def test_markup_in_messages_is_shown_as_text(ui_server: ServerInfo, browsing: Br
 
 
 def test_the_demo_opens_both_views(ui_server: ServerInfo, browsing: Browsing) -> None:
-    from playwright.sync_api import expect
-
     landing = browsing.open(f"{ui_server.base_url}/")
     with landing.expect_popup() as customer_tab:
         landing.get_by_test_id("demo-customer").click()
@@ -322,8 +313,6 @@ def test_the_widget_works_inside_another_sites_page(
     host_site: type[_HostPage],
     host_port: int,
 ) -> None:
-    from playwright.sync_api import expect
-
     user = person(ui_server)
     # The host's own styles must neither break the widget nor be broken by it.
     host_site.page = f"""<!doctype html><html><head><title>Acme</title>
@@ -347,8 +336,6 @@ def test_the_widget_works_inside_another_sites_page(
 
 
 def test_a_refused_send_offers_a_retry(ui_server: ServerInfo, browsing: Browsing) -> None:
-    from playwright.sync_api import expect
-
     user = person(ui_server)
     chat = browsing.open(f"{ui_server.base_url}/chat#token={user.token}")
     connected(chat)
@@ -369,8 +356,6 @@ def test_a_refused_send_offers_a_retry(ui_server: ServerInfo, browsing: Browsing
 
 
 def test_phone_sized_screens(ui_server: ServerInfo, browsing: Browsing) -> None:
-    from playwright.sync_api import expect
-
     base = ui_server.base_url
     user, agent = person(ui_server), person(ui_server, agent=True)
     chat = browsing.open(f"{base}/chat#token={user.token}", PHONE)
@@ -393,8 +378,6 @@ def test_phone_sized_screens(ui_server: ServerInfo, browsing: Browsing) -> None:
 def test_keyboard_alone_starts_a_chat(ui_server: ServerInfo, browsing: Browsing) -> None:
     """Labelled controls, Tab from one to the next, Shift+Enter for a new line and Enter
     to send."""
-    from playwright.sync_api import expect
-
     user = person(ui_server)
     chat = browsing.open(f"{ui_server.base_url}/chat#token={user.token}")
     connected(chat)
@@ -420,8 +403,6 @@ def test_keyboard_alone_starts_a_chat(ui_server: ServerInfo, browsing: Browsing)
 def test_pages_refuse_a_missing_or_bad_token(ui_server: ServerInfo, browsing: Browsing) -> None:
     """A page without a token only says it needs one (and, in demo mode, where the demo
     is): it offers no way to get one."""
-    from playwright.sync_api import expect
-
     for path in ("/chat", "/agent"):
         page = browsing.open(f"{ui_server.base_url}{path}")
         expect(page.get_by_test_id("token-problem")).to_have_attribute("data-reason", "missing")
@@ -451,8 +432,6 @@ def closed_chats(server: ServerInfo, user: Person, agent: Person, count: int) ->
 
 
 def test_past_chats_page_by_page_and_read_only(ui_server: ServerInfo, browsing: Browsing) -> None:
-    from playwright.sync_api import expect
-
     user, agent = person(ui_server), person(ui_server, agent=True)
     ids = closed_chats(ui_server, user, agent, 12)  # more than a page (10)
     chat = browsing.open(f"{ui_server.base_url}/chat#token={user.token}")
@@ -474,8 +453,6 @@ def test_past_chats_page_by_page_and_read_only(ui_server: ServerInfo, browsing: 
 
 
 def test_the_dashboard_filters_by_status(ui_server: ServerInfo, browsing: Browsing) -> None:
-    from playwright.sync_api import expect
-
     user, agent = person(ui_server), person(ui_server, agent=True)
     (closed,) = closed_chats(ui_server, user, agent, 1)
     desk = browsing.open(f"{ui_server.base_url}/agent#token={agent.token}")
@@ -503,8 +480,6 @@ def test_alerts_stay_off_until_the_agent_turns_them_on(
 ) -> None:
     """Browsers let a page play sounds and show notifications only after a gesture: the
     dashboard asks when the agent clicks, and remembers the choice."""
-    from playwright.sync_api import expect
-
     agent = person(ui_server, agent=True)
     desk = browsing.open(f"{ui_server.base_url}/agent#token={agent.token}")
     desk.context.grant_permissions(["notifications"], origin=ui_server.base_url)
@@ -523,21 +498,16 @@ def test_without_the_demo_the_landing_page_only_explains(
     server: ServerInfo, browsing: Browsing
 ) -> None:
     """conftest's server runs without SUPPORTCHAT_DEMO: no way to a token from the UI."""
-    from playwright.sync_api import expect
-
     landing = browsing.open(f"{server.base_url}/")
     expect(landing.get_by_test_id("embed-snippet")).to_contain_text("SupportChat.init")
     expect(landing.get_by_test_id("demo-customer")).to_have_count(0)
     expect(landing.get_by_test_id("demo-agent")).to_have_count(0)
 
 
-AXE = Path(__file__).resolve().parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
-
-
 def accessibility_problems(page: Page) -> list[str]:
     """axe-core's WCAG 2 A and AA checks on the page as it is now: each violation with
     the elements it found."""
-    page.add_script_tag(path=str(AXE))
+    page.add_script_tag(path=str(axe_or_skip()))
     result = page.evaluate(
         "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})"
     )
@@ -548,19 +518,14 @@ def accessibility_problems(page: Page) -> list[str]:
 
 
 def test_every_view_passes_an_accessibility_audit(
-    ui_server: ServerInfo, browser: Browser, browsing: Browsing
+    ui_server: ServerInfo, browsing: Browsing
 ) -> None:
     """axe-core (tests/js) in each view, with content in it. Its script is injected, so
     these pages run without their Content-Security-Policy."""
-    from playwright.sync_api import expect
-
-    if not AXE.is_file():
-        pytest.fail(f"{AXE} is missing: run `make install-test`", pytrace=False)
+    axe_or_skip()
     base = ui_server.base_url
     user, agent = person(ui_server), person(ui_server, agent=True)
-    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 800})
-    browsing.contexts.append(context)
-    context.set_default_timeout(WAIT_MS)
+    context = browsing.context(bypass_csp=True)
     found: dict[str, list[str]] = {}
 
     landing = context.new_page()
@@ -575,10 +540,7 @@ def test_every_view_passes_an_accessibility_audit(
     start_chat(chat, "Can someone help me with https://example.com/order/17?")
     sent(chat, "user", "Can someone help")
 
-    desk = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 800})
-    browsing.contexts.append(desk)
-    desk.set_default_timeout(WAIT_MS)
-    dashboard = desk.new_page()
+    dashboard = browsing.context(bypass_csp=True).new_page()
     dashboard.goto(f"{base}/agent#token={agent.token}")
     connected(dashboard)
     open_ticket(dashboard, active_ticket(ui_server, user))

@@ -66,10 +66,11 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if host:
-        # What create_app sees is the address actually bound (the demo depends on it).
+        # The address actually bound, for everything that depends on it: the key check
+        # below and the demo (Settings.binds_locally).
         settings = settings.model_copy(update={"host": host})
     try:
-        settings.check_keys(host)
+        settings.check_keys()
     except RuntimeError as exc:
         print(f"supportchat: {exc}", file=sys.stderr)
         return 2
@@ -81,7 +82,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     service = create_app(settings)
     config = uvicorn.Config(
         service.app,
-        host=host or settings.host,
+        host=settings.host,
         port=port or settings.port,
         log_level=settings.log_level,
         proxy_headers=True,

@@ -159,12 +159,11 @@ class Settings(BaseSettings):
         """The embedded default: SQLite under data_dir, reachable only from this machine."""
         return self.database_url is None and self.binds_locally
 
-    def check_keys(self, host: str | None = None) -> None:
+    def check_keys(self) -> None:
         """Outside the local default, tokens must be checked with a key someone chose:
         a generated secret on a shared or exposed server would be a secret nobody knows
         to rotate, and tokens from the real issuer would not verify."""
-        local = self.is_local_default and (host or self.host) in LOCAL_HOSTS
-        if not local and not (self.jwt_secret or self.jwt_public_key):
+        if not self.is_local_default and not (self.jwt_secret or self.jwt_public_key):
             raise RuntimeError(
                 "SUPPORTCHAT_JWT_SECRET or SUPPORTCHAT_JWT_PUBLIC_KEY must be set: only a "
                 "local server (SQLite, bound to 127.0.0.1) generates its own secret"

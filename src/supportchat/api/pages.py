@@ -69,12 +69,12 @@ def install_pages(api: FastAPI, build_dir: Path = BUILD_DIR) -> None:
     every page with how to build it."""
     built = (build_dir / "index.html").is_file()
     for route, name in PAGES.items():
-        page = _page(build_dir / name) if built else _not_built
+        page = _file(build_dir / name, "text/html", PAGE_HEADERS) if built else _not_built
         api.add_api_route(route, page, methods=["GET"], include_in_schema=False)
-    if (build_dir / "widget.js").is_file():
-        api.add_api_route(
-            "/widget.js", _widget(build_dir / "widget.js"), methods=["GET"], include_in_schema=False
-        )
+    widget = build_dir / "widget.js"
+    if widget.is_file():
+        serve = _file(widget, "text/javascript", WIDGET_HEADERS)
+        api.add_api_route("/widget.js", serve, methods=["GET"], include_in_schema=False)
     if (build_dir / "assets").is_dir():
         api.mount("/assets", HashedAssets(directory=build_dir / "assets"))
 
@@ -86,15 +86,8 @@ async def _not_built(request: Request) -> Response:
     return HTMLResponse(NOT_BUILT, 503, headers={"Cache-Control": "no-cache"})
 
 
-def _page(path: Path) -> Handler:
-    async def page(request: Request) -> Response:
-        return FileResponse(path, media_type="text/html", headers=PAGE_HEADERS)
+def _file(path: Path, media_type: str, headers: dict[str, str]) -> Handler:
+    async def serve(request: Request) -> Response:
+        return FileResponse(path, media_type=media_type, headers=headers)
 
-    return page
-
-
-def _widget(path: Path) -> Handler:
-    async def widget(request: Request) -> Response:
-        return FileResponse(path, media_type="text/javascript", headers=WIDGET_HEADERS)
-
-    return widget
+    return serve

@@ -7,7 +7,6 @@ event names and answer payloads differ.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import socketio
@@ -15,15 +14,12 @@ import socketio
 from ..domain import agents, tickets
 from ..domain.clock import iso
 from ..domain.context import Chat
-from ..domain.errors import ChatError
 from ..domain.identity import Actor
 from ..domain.inputs import QueueQuery, StartChatInput, TicketRef, parse
 from ..domain.records import Ticket
 from ..domain.views import message_view, ticket_view
 from .dispatch import Dispatcher
 from .handlers import EventHandlers
-
-log = logging.getLogger(__name__)
 
 
 class CompatHandlers:
@@ -124,11 +120,7 @@ class CompatHandlers:
         """On connect, a user socket with active chats is told about them."""
         if actor.is_agent:
             return
-        try:
-            found = await tickets.active_chats_of(self.chat, actor)
-        except ChatError:
-            log.warning("active_tickets not sent to %s: database unavailable", sid)
-            return
+        found = await tickets.active_chats_of(self.chat, actor)
         if found:
             await self.sio.emit(
                 "active_tickets", {"tickets": [ticket_view(t) for t in found]}, to=sid

@@ -21,6 +21,9 @@ from .rooms import ALL_AGENTS, agent_room, user_room
 
 log = logging.getLogger(__name__)
 
+# Run for each new socket once its connection is acknowledged: (socket id, actor).
+AfterConnect = Callable[[str, Actor], Coroutine[Any, Any, None]]
+
 USER_TYPES = {"user": Role.USER, "dtuser": Role.USER, "admin": Role.AGENT}
 
 
@@ -61,7 +64,7 @@ class Connections:
         self._tasks: set[asyncio.Task[None]] = set()
         # Run after a socket's connection is acknowledged (an emit from inside the
         # connect handler would reach the client before its CONNECT packet).
-        self.after_connect: list[Callable[[str, Actor], Coroutine[Any, Any, None]]] = []
+        self.after_connect: list[AfterConnect] = []
 
     async def actor(self, sid: str) -> Actor:
         session = await self.sio.get_session(sid)
@@ -123,7 +126,7 @@ class Connections:
         if verified.expires_at is not None:
             self._schedule_expiry(sid, verified.expires_at)
         for hook in self.after_connect:
-            self._spawn(hook(sid, actor))
+            self._spawn(self._after_connect(hook, sid, actor))
 
     async def disconnect(self, sid: str, *_reason: Any) -> None:
         if self._is_client_event(sid):
@@ -140,6 +143,14 @@ class Connections:
                 await presence.agent_disconnected(self.chat, actor.id, sid)
             except ChatError:
                 log.warning("presence not cleared for %s: database unavailable", actor.id)
+
+    async def _after_connect(self, hook: AfterConnect, sid: str, actor: Actor) -> None:
+        """What a hook sends is a courtesy the client can ask for again: without the
+        database it is skipped, not an error."""
+        try:
+            await hook(sid, actor)
+        except ChatError:
+            log.warning("%s skipped for %s: database unavailable", hook.__name__, sid)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)

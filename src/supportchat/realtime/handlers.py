@@ -3,14 +3,12 @@ answers the socket (see dispatch.py for how answers and failures are sent)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import socketio
 
 from ..domain import agents, messaging, presence, tickets
 from ..domain.context import Chat
-from ..domain.errors import ChatError
 from ..domain.identity import Actor
 from ..domain.inputs import (
     CloseTicketInput,
@@ -27,8 +25,6 @@ from ..domain.views import (
 )
 from .catchup import GatedManager
 from .dispatch import Dispatcher
-
-log = logging.getLogger(__name__)
 
 
 class EventHandlers:
@@ -54,12 +50,7 @@ class EventHandlers:
         may reach the socket before it; the next change of that agent corrects it."""
         if not actor.is_agent:
             return
-        try:
-            statuses = await presence.roster(self.chat)
-        except ChatError:
-            log.warning("agents online not sent to %s: database unavailable", sid)
-            return
-        for status in statuses:
+        for status in await presence.roster(self.chat):
             await self.sio.emit("admin_status_update", status, to=sid)
 
     # -- both roles -----------------------------------------------------------------------

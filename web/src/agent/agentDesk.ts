@@ -2,7 +2,9 @@ import { createApiClient, describeError, type ApiClient } from "../shared/api";
 import { ChatConnection } from "../shared/connection";
 import { isActiveStatus } from "../shared/constants";
 import {
+  CLOSED_FAILURE,
   confirmSend,
+  failUnsent,
   fromServer,
   mergeMessages,
   mergeServerMessages,
@@ -11,7 +13,6 @@ import {
   removeMessage,
   updateOwnMessage,
   type ChatMessage,
-  type SendFailure,
 } from "../shared/messages";
 import { addNotice, agentJoinedNotice, chatClosedNotice, noticesFromTicket, type Notice } from "../shared/notices";
 import { Outbox, type OutboxReport } from "../shared/outbox";
@@ -85,13 +86,6 @@ const QUEUE_MESSAGES = 10;
 // Agents' replies in chats this agent does not follow reach nobody here; a periodic
 // reload keeps waiting times and previews honest.
 const QUEUE_REFRESH_MS = 30_000;
-
-const CLOSED_FAILURE: SendFailure = {
-  text: "Not delivered: this chat was closed.",
-  code: "CHAT_CLOSED",
-  permanent: true,
-  retryAt: null,
-};
 
 export interface AgentDeskOptions {
   serverUrl: string;
@@ -455,9 +449,7 @@ export class AgentDesk {
       ...current,
       userTyping: null,
       notices: addNotice(current.notices, chatClosedNotice(at, closedBy, summary)),
-      messages: current.messages.map((message) =>
-        message.status === "sending" ? { ...message, status: "failed", failure: CLOSED_FAILURE } : message,
-      ),
+      messages: failUnsent(current.messages, CLOSED_FAILURE),
     }));
     this.upsertEntry(ticketId, (entry) => ({ ...entry, status: "resolved", waitingSince: null, userTyping: false }));
   }

@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import {
   CATEGORIES,
   DEFAULT_CATEGORY,
@@ -11,6 +11,7 @@ import {
 } from "../shared/constants";
 import type { Priority } from "../shared/types";
 import type { StartDraft } from "./customerChat";
+import { sendOnEnter } from "../shared/ui/Composer";
 import { SendIcon } from "../shared/ui/icons";
 
 interface StartChatFormProps {
@@ -52,12 +53,7 @@ export function StartChatForm({ firstName, error, restored, onStart, autoFocus }
     submit();
   };
 
-  const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.nativeEvent.isComposing) {
-      event.preventDefault();
-      submit();
-    }
-  };
+  const onKeyDown = sendOnEnter(submit);
 
   // A category the operator configured that this list does not know (restored after
   // the server refused it) still shows as selected.

@@ -2,7 +2,9 @@ import { ApiError, createApiClient, describeError, type ApiClient } from "../sha
 import { ChatConnection } from "../shared/connection";
 import { isActiveStatus } from "../shared/constants";
 import {
+  CLOSED_FAILURE,
   confirmSend,
+  failUnsent,
   fromServer,
   mergeMessages,
   mergeServerMessages,
@@ -12,7 +14,6 @@ import {
   removeMessage,
   updateOwnMessage,
   type ChatMessage,
-  type SendFailure,
 } from "../shared/messages";
 import { addNotice, agentJoinedNotice, chatClosedNotice, noticesFromTicket, type Notice } from "../shared/notices";
 import { Outbox, type OutboxReport } from "../shared/outbox";
@@ -90,13 +91,6 @@ export interface CustomerState {
 }
 
 const HISTORY_PAGE_SIZE = 10;
-
-const CLOSED_FAILURE: SendFailure = {
-  text: "Not delivered: this chat was closed.",
-  code: "CHAT_CLOSED",
-  permanent: true,
-  retryAt: null,
-};
 
 export interface CustomerChatOptions {
   serverUrl: string;
@@ -457,9 +451,7 @@ export class CustomerChat {
     this.outbox.failTicket(ticketId, CLOSED_FAILURE);
     this.store.set((state) => ({
       ...state,
-      messages: state.messages.map((message) =>
-        message.status === "sending" ? { ...message, status: "failed", failure: CLOSED_FAILURE } : message,
-      ),
+      messages: failUnsent(state.messages, CLOSED_FAILURE),
     }));
   }
 

@@ -164,6 +164,19 @@ export function updateOwnMessage(
   return changed ? result : (current as ChatMessage[]);
 }
 
+// What a send still on its way gets once its chat is closed: the server refuses it, so
+// it is shown failed at once, without a Retry.
+export const CLOSED_FAILURE: SendFailure = {
+  text: "Not delivered: this chat was closed.",
+  code: "CHAT_CLOSED",
+  permanent: true,
+  retryAt: null,
+};
+
+export function failUnsent(current: readonly ChatMessage[], failure: SendFailure): ChatMessage[] {
+  return current.map((message) => (message.status === "sending" ? { ...message, status: "failed", failure } : message));
+}
+
 export function removeMessage(current: readonly ChatMessage[], key: string): ChatMessage[] {
   return current.filter((message) => message.key !== key);
 }

@@ -1,5 +1,5 @@
 import type { AckResult, ChatConnection } from "./connection";
-import type { SendFailure } from "./messages";
+import { CLOSED_FAILURE, type SendFailure } from "./messages";
 import type { MessageSentData } from "./types";
 
 // Sends our messages over the socket, one at a time and in order, and decides what a
@@ -132,7 +132,7 @@ function failureOf(result: Exclude<AckResult<MessageSentData>, { ok: true }>): S
       };
     }
     case "CHAT_CLOSED":
-      return { text: "Not delivered: this chat is closed.", code: result.code, permanent: true, retryAt: null };
+      return CLOSED_FAILURE;
     case "VALIDATION_ERROR":
       return { text: `Not delivered: ${result.message}`, code: result.code, permanent: true, retryAt: null };
     case "TICKET_NOT_FOUND":

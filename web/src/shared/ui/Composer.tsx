@@ -17,6 +17,17 @@ interface ComposerProps {
 const drafts = new Map<string, string>();
 const SHOW_COUNTER_FROM = MAX_MESSAGE_LENGTH - 500;
 
+// A text box's key handler: Enter sends, Shift+Enter starts a new line; never while an
+// input method is composing (Enter then confirms the composed characters).
+export function sendOnEnter(send: () => void) {
+  return (event: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.nativeEvent.isComposing) {
+      event.preventDefault();
+      send();
+    }
+  };
+}
+
 export function Composer({ onSend, onTyping, onStopTyping, disabled = false, placeholder = "Write a message…", autoFocus = false, draftKey = "default" }: ComposerProps) {
   const [text, setText] = useState(() => drafts.get(draftKey) ?? "");
   const inputRef = useRef<HTMLTextAreaElement>(null);
@@ -63,14 +74,7 @@ export function Composer({ onSend, onTyping, onStopTyping, disabled = false, pla
     submit();
   };
 
-  // Enter sends, Shift+Enter starts a new line; never while an input method is composing
-  // (Enter then confirms the composed characters).
-  const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.nativeEvent.isComposing) {
-      event.preventDefault();
-      submit();
-    }
-  };
+  const onKeyDown = sendOnEnter(submit);
 
   return (
     <form className="sc-composer" onSubmit={onSubmit} data-testid="composer">
